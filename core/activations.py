@@ -1,0 +1,43 @@
+"""What each conv layer sees: per-layer feature maps, for the dashboard's activation panels."""
+
+from __future__ import annotations
+
+import weakref
+
+import numpy as np
+
+from core.compat import tf
+from core.models import CONV_LAYER_NAMES
+
+_EXTRACTORS: "weakref.WeakKeyDictionary[tf.keras.Model, tf.keras.Model]" = weakref.WeakKeyDictionary()
+
+
+def conv_layer_names(model: tf.keras.Model) -> list[str]:
+    """The conv layers to show, in depth order: our named blocks, else any Conv2D layers."""
+    named = [layer.name for layer in model.layers if layer.name in CONV_LAYER_NAMES]
+    return named or [layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)]
+
+
+def _extractor(model: tf.keras.Model) -> tf.keras.Model:
+    """One model returning probabilities and every conv map in a single pass (built once per model)."""
+    if model not in _EXTRACTORS:
+        outputs = [model.output] + [model.get_layer(name).output for name in conv_layer_names(model)]
+        _EXTRACTORS[model] = tf.keras.Model(model.inputs, outputs, name=f"{model.name}_with_activations")
+    return _EXTRACTORS[model]
+
+
+def predict_with_activations(model: tf.keras.Model, images: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Class probabilities (N, classes) and ``{layer name: (N, h, w, channels)}`` in one pass."""
+    results = _extractor(model)(np.asarray(images, dtype=np.float32), training=False)
+    probabilities, *maps = [tensor.numpy() for tensor in results]
+    return probabilities, dict(zip(conv_layer_names(model), maps))
+
+
+def conv_activations(model: tf.keras.Model, images: np.ndarray) -> dict[str, np.ndarray]:
+    """``{conv layer name: (N, h, w, channels)}`` for a batch of images."""
+    return predict_with_activations(model, images)[1]
+
+
+def top_channels(activation: np.ndarray, count: int) -> list[int]:
+    """The channels with the largest mean activation for one image (h, w, channels)."""
+    return [int(i) for i in np.argsort(activation.mean(axis=(0, 1)))[::-1][:count]]

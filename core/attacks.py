@@ -1,0 +1,225 @@
+"""Gradient attacks (through NSL) and natural corruptions, on float32 images in [0, 1].
+
+Two entry points, in the spirit of Foolbox's small API:
+- :func:`perturb` is NSL's primitive: FGSM when ``iterations == 1``, else PGD that takes
+  ``iterations`` steps of ``step_size`` and projects back into the ``epsilon`` ball.
+- :func:`attack` is the threat model people talk about ("PGD-10 at L-inf eps 8/255"): it picks
+  the per-step size (2.5 * eps / iterations, Madry et al.) and random start for PGD.
+
+Gradient directions come from ``nsl.lib.gen_adv_neighbor`` (the same code NSL trains with).
+NSL 1.4.0 cannot project onto the L1 ball, so that one projection lives here.
+Every result satisfies ``||x_adv - x||_norm <= epsilon`` and ``0 <= x_adv <= 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from core.compat import nsl, tf
+
+NORMS: tuple[str, ...] = ("infinity", "l2", "l1")
+CORRUPTIONS: tuple[str, ...] = ("gaussian_noise", "blur", "jpeg", "misalignment")
+MAX_SEVERITY = 5
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A named threat model: norm, budget and iterations (1 = FGSM, more = PGD)."""
+
+    norm: str = "infinity"
+    epsilon: float = 8.0 / 255
+    iterations: int = 1
+
+    @property
+    def label(self) -> str:
+        name = "FGSM" if self.iterations == 1 else f"PGD-{self.iterations}"
+        budget = f"{self.epsilon * 255:g}/255" if self.norm == "infinity" else f"{self.epsilon:g}"
+        return f"{name} {norm_symbol(self.norm)} eps {budget}"
+
+
+def norm_symbol(norm: str) -> str:
+    return {"infinity": "L∞", "l2": "L2", "l1": "L1"}[norm]
+
+
+def perturbation_norm(delta: np.ndarray, norm: str) -> np.ndarray:
+    """Per-example norm of a batch of perturbations (N, ...) -> (N,)."""
+    flat = np.abs(np.asarray(delta, dtype=np.float64).reshape(len(delta), -1))
+    if norm == "infinity":
+        return flat.max(axis=1)
+    if norm == "l2":
+        return np.sqrt((flat**2).sum(axis=1))
+    if norm == "l1":
+        return flat.sum(axis=1)
+    raise ValueError(f"Unknown norm {norm!r}; expected one of {NORMS}.")
+
+
+def _project_l1(delta: tf.Tensor, radius: tf.Tensor) -> tf.Tensor:
+    """Euclidean projection of each example onto the L1 ball (Duchi et al., 2008)."""
+    shape = tf.shape(delta)
+    flat = tf.reshape(delta, [shape[0], -1])
+    magnitude = tf.abs(flat)
+    inside = tf.reduce_sum(magnitude, axis=1) <= radius
+    ordered = tf.sort(magnitude, axis=1, direction="DESCENDING")
+    cumulative = tf.cumsum(ordered, axis=1)
+    ranks = tf.cast(tf.range(1, tf.shape(flat)[1] + 1), flat.dtype)
+    candidates = ordered - (cumulative - radius) / ranks
+    count = tf.reduce_sum(tf.cast(candidates > 0, tf.int32), axis=1)
+    threshold = (tf.gather(cumulative, tf.maximum(count - 1, 0), batch_dims=1) - radius) / tf.cast(
+        tf.maximum(count, 1), flat.dtype
+    )
+    shrunk = tf.sign(flat) * tf.nn.relu(magnitude - threshold[:, None])
+    return tf.reshape(tf.where(inside[:, None], flat, shrunk), shape)
+
+
+def _project(delta: tf.Tensor, radius: tf.Tensor, norm: str) -> tf.Tensor:
+    if norm == "l1":
+        return _project_l1(delta, radius)
+    return nsl.lib.project_to_ball(delta, radius, nsl.configs.NormType(norm))
+
+
+def _loss(model: tf.keras.Model, images: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    """Summed cross-entropy: per-example gradients do not shrink with the batch size."""
+    probabilities = model(images, training=False)
+    return tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(labels, probabilities))
+
+
+def _run_perturb(model, images, labels, step_size, epsilon, norm: str, iterations: int, random_init: bool):
+    config = nsl.configs.AdvNeighborConfig(
+        adv_step_size=step_size, adv_grad_norm=norm, clip_value_min=0.0, clip_value_max=1.0
+    )
+    current = images
+    if random_init:
+        start = nsl.lib.random_in_norm_ball(images, epsilon, nsl.configs.NormType(norm))
+        current = tf.clip_by_value(images + _project(start, epsilon, norm), 0.0, 1.0)
+    for _ in range(iterations):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            tape.watch(current)
+            loss = _loss(model, current, labels)
+        stepped, _ = nsl.lib.gen_adv_neighbor(current, loss, config, gradient_tape=tape)
+        current = tf.clip_by_value(images + _project(stepped - images, epsilon, norm), 0.0, 1.0)
+    return current
+
+
+_perturb_graph = tf.function(_run_perturb, reduce_retracing=True)
+
+
+def perturb(
+    images: np.ndarray,
+    labels: np.ndarray,
+    model: tf.keras.Model,
+    step_size: float,
+    norm: str = "infinity",
+    iterations: int = 1,
+    epsilon: float | None = None,
+    random_init: bool = False,
+    batch_size: int = 256,
+) -> np.ndarray:
+    """Adversarial versions of ``images`` that raise ``model``'s loss on the true ``labels``.
+
+    ``iterations == 1`` is FGSM (one step of ``step_size``); more is PGD, each step of
+    ``step_size`` projected back into the ``epsilon`` ball (default: ``step_size``).
+    """
+    if norm not in NORMS:
+        raise ValueError(f"Unknown norm {norm!r}; expected one of {NORMS}.")
+    if iterations < 1:
+        raise ValueError(f"iterations must be >= 1, got {iterations}.")
+    if step_size < 0 or (epsilon is not None and epsilon < 0):
+        raise ValueError("step_size and epsilon must be >= 0.")
+    images = np.asarray(images, dtype=np.float32)
+    labels = np.asarray(labels, dtype=np.int64)
+    if step_size == 0 or epsilon == 0 or len(images) == 0:
+        return images.copy()
+    radius = tf.constant(step_size if epsilon is None else epsilon, tf.float32)
+    step = tf.constant(step_size, tf.float32)
+    chunks = [
+        _perturb_graph(
+            model,
+            tf.constant(images[start : start + batch_size]),
+            tf.constant(labels[start : start + batch_size]),
+            step,
+            radius,
+            norm,
+            int(iterations),
+            bool(random_init),
+        ).numpy()
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(chunks)
+
+
+def attack(images: np.ndarray, labels: np.ndarray, model: tf.keras.Model, threat: Attack) -> np.ndarray:
+    """Run a threat model: FGSM for 1 iteration; PGD with step 2.5*eps/n and a random start."""
+    if threat.iterations == 1:
+        return perturb(images, labels, model, threat.epsilon, threat.norm)
+    return perturb(
+        images,
+        labels,
+        model,
+        step_size=2.5 * threat.epsilon / threat.iterations,
+        norm=threat.norm,
+        iterations=threat.iterations,
+        epsilon=threat.epsilon,
+        random_init=True,
+    )
+
+
+# --- natural corruptions -------------------------------------------------------------------------
+# Severity 0 is the clean image; 1..5 grow as in ImageNet-C. Parameters are in units of the image
+# (fractions of its width), so a severity means the same thing at any model size.
+_NOISE_SIGMA = (0.02, 0.04, 0.07, 0.10, 0.15)
+_BLUR_SIGMA = (0.004, 0.008, 0.012, 0.018, 0.025)  # fraction of width
+_JPEG_QUALITY = (80, 50, 30, 15, 8)
+_SHIFT = (0.02, 0.04, 0.07, 0.10, 0.14)  # fraction of width
+_ROTATION_DEGREES = (3, 6, 10, 15, 20)
+
+
+def corrupt(images: np.ndarray, kind: str, severity: int, seed: int = 0) -> np.ndarray:
+    """A natural corruption of ``images`` (N, H, W, 3) in [0, 1] at ``severity`` 0..5."""
+    if kind not in CORRUPTIONS:
+        raise ValueError(f"Unknown corruption {kind!r}; expected one of {CORRUPTIONS}.")
+    if not 0 <= severity <= MAX_SEVERITY:
+        raise ValueError(f"severity must be in 0..{MAX_SEVERITY}, got {severity}.")
+    images = np.asarray(images, dtype=np.float32)
+    if severity == 0:
+        return images.copy()
+    level = severity - 1
+    rng = np.random.default_rng(seed)
+    if kind == "gaussian_noise":
+        noisy = images + rng.normal(0.0, _NOISE_SIGMA[level], images.shape).astype(np.float32)
+    elif kind == "blur":
+        noisy = _gaussian_blur(images, _BLUR_SIGMA[level] * images.shape[2])
+    elif kind == "jpeg":
+        noisy = np.stack([tf.image.adjust_jpeg_quality(image, _JPEG_QUALITY[level]).numpy() for image in images])
+    else:
+        noisy = _misalign(images, _SHIFT[level], _ROTATION_DEGREES[level], rng)
+    return np.clip(noisy, 0.0, 1.0).astype(np.float32)
+
+
+def _gaussian_blur(images: np.ndarray, sigma_pixels: float) -> np.ndarray:
+    radius = max(1, int(np.ceil(3 * sigma_pixels)))
+    offsets = np.arange(-radius, radius + 1, dtype=np.float32)
+    kernel_1d = np.exp(-0.5 * (offsets / max(sigma_pixels, 1e-3)) ** 2)
+    kernel_1d /= kernel_1d.sum()
+    kernel = np.outer(kernel_1d, kernel_1d)[:, :, None, None] * np.ones((1, 1, 3, 1), np.float32)
+    padded = tf.pad(images, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="REFLECT")
+    return tf.nn.depthwise_conv2d(padded, kernel, strides=[1, 1, 1, 1], padding="VALID").numpy()
+
+
+def _misalign(images: np.ndarray, shift: float, degrees: float, rng: np.random.Generator) -> np.ndarray:
+    """Shift by ``shift`` of the width and rotate by ``degrees``, each with a random sign."""
+    count, height, width = images.shape[:3]
+    angle = np.deg2rad(degrees) * rng.choice([-1.0, 1.0], count)
+    dx, dy = (shift * width * rng.choice([-1.0, 1.0], (2, count)))
+    cos, sin = np.cos(angle), np.sin(angle)
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    # Output pixel (x, y) samples input (a0 x + a1 y + a2, b0 x + b1 y + b2): rotation about the centre, then shift.
+    transforms = np.stack(
+        [cos, -sin, cx - cos * cx + sin * cy - dx, sin, cos, cy - sin * cx - cos * cy - dy, np.zeros(count), np.zeros(count)],
+        axis=1,
+    ).astype(np.float32)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=[height, width], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="REFLECT",
+    ).numpy()
