@@ -102,7 +102,9 @@ def _run_perturb(model, images, labels, step_size, epsilon, norm: str, iteration
     return current
 
 
-_perturb_graph = tf.function(_run_perturb, reduce_retracing=True)
+# One trace per (model, norm, iterations, random start, batch size): NSL's random start needs a
+# static batch dimension, so shapes must not be relaxed to None.
+_perturb_graph = tf.function(_run_perturb)
 
 
 def perturb(
@@ -169,7 +171,7 @@ def attack(images: np.ndarray, labels: np.ndarray, model: tf.keras.Model, threat
 # Severity 0 is the clean image; 1..5 grow as in ImageNet-C. Parameters are in units of the image
 # (fractions of its width), so a severity means the same thing at any model size.
 _NOISE_SIGMA = (0.02, 0.04, 0.07, 0.10, 0.15)
-_BLUR_SIGMA = (0.004, 0.008, 0.012, 0.018, 0.025)  # fraction of width
+_BLUR_SIGMA = (0.008, 0.012, 0.018, 0.025, 0.035)  # fraction of width
 _JPEG_QUALITY = (80, 50, 30, 15, 8)
 _SHIFT = (0.02, 0.04, 0.07, 0.10, 0.14)  # fraction of width
 _ROTATION_DEGREES = (3, 6, 10, 15, 20)

@@ -56,8 +56,10 @@ def save_model_atomic(model: tf.keras.Model, path: str | os.PathLike) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_sibling(path)
+    inference_copy = tf.keras.models.clone_model(model)  # uncompiled: no optimizer state in the file
+    inference_copy.set_weights(model.get_weights())
     try:
-        model.save(temporary, include_optimizer=False)
+        inference_copy.save(temporary)
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary, path)

@@ -148,19 +148,19 @@ def image_from_bytes(data: bytes, image_size: int, max_pixels: int = 40_000_000)
 
     if not data:
         raise DataError("The file is empty (0 bytes).")
-    Image.MAX_IMAGE_PIXELS = max_pixels
+    too_large = f"The image is too large: images over {max_pixels:,} pixels are refused."
     try:
         with Image.open(io.BytesIO(data)) as opened:
             width, height = opened.size
             if width * height > max_pixels:
-                raise DataError(f"The image is {width}x{height} pixels; images over {max_pixels:,} pixels are refused.")
+                raise DataError(f"The image is {width}x{height} pixels. {too_large}")
             opened.seek(0)  # first frame of animations
             picture = ImageOps.exif_transpose(opened)
             picture.load()
     except DataError:
         raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-        raise DataError(f"The image is too large to decode safely ({error}).") from error
+    except Image.DecompressionBombError as error:  # Pillow's own limit, checked before ours
+        raise DataError(too_large) from error
     except UnidentifiedImageError as error:
         raise DataError("The file is not an image Pillow can read (JPEG, PNG, GIF, WebP, ...).") from error
     except (OSError, SyntaxError, ValueError) as error:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
+import json
 import sys
 import time
 from dataclasses import dataclass, field
@@ -97,7 +98,8 @@ def training_dataset(split: data.Split, batch_size: int, seed: int, as_dict: boo
     """Shuffled, augmented batches; dicts ``{"image", "label"}`` for NSL's wrapper."""
     dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
     dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+    # A static batch size: NSL's random PGD start cannot handle an unknown batch dimension.
+    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(min(batch_size, len(split)), drop_remainder=True)
     if as_dict:
         dataset = dataset.map(lambda images, labels: {INPUT_NAME: images, LABEL_NAME: labels})
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -218,12 +220,27 @@ def train_pair(
     return metadata
 
 
+class ProgressLog:
+    """JSON lines another process can follow (the dashboard runs training as a subprocess)."""
+
+    def __init__(self, path: str | Path | None):
+        self.path = Path(path) if path else None
+
+    def write(self, record: dict[str, Any]) -> None:
+        if self.path is None:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"time": time.time(), **record}) + "\n")
+            handle.flush()
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
     defaults = TrainConfig()
     parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", help=f"local Beans folder <root>/<split>/<class>/*.jpg (default: ${data.DATA_DIR_ENV}, else TFDS)")
     parser.add_argument("--output-dir", help="where to write the checkpoints (default: checkpoints/)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation table")
+    parser.add_argument("--progress-file", help="append one JSON line per epoch (and a final 'done'/'error' line) here")
     for item in dataclasses.fields(TrainConfig):
         flag = "--" + item.name.replace("_", "-")
         if item.name == "strategy":
@@ -242,8 +259,10 @@ def main(argv: list[str] | None = None) -> int:
 
     config, args = parse_args(argv)
     bars: dict[str, tqdm] = {}
+    log = ProgressLog(args.progress_file)
 
     def show(report: EpochReport) -> None:
+        log.write({"event": "epoch", **dataclasses.asdict(report)})
         bar = bars.get(report.model)
         if bar is None:
             bar = bars[report.model] = tqdm(total=report.epochs, desc=f"{report.model:>11}", unit="epoch", file=sys.stdout)
@@ -256,11 +275,17 @@ def main(argv: list[str] | None = None) -> int:
         if report.epoch == report.epochs:
             bar.close()
 
+    log.write({"event": "start", "config": dataclasses.asdict(config)})
     try:
         metadata = train_pair(config, args.data_dir, args.output_dir, on_epoch=show, evaluate=not args.no_evaluate)
     except data.DataError as error:
+        log.write({"event": "error", "message": str(error)})
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except BaseException as error:  # noqa: BLE001  the log must say why, whatever went wrong
+        log.write({"event": "error", "message": f"{type(error).__name__}: {error}"})
+        raise
+    log.write({"event": "done", "timing": metadata["timing"]})
     timing = metadata["timing"]
     print(
         f"Trained in {timing['total_train_seconds']:.1f} s (baseline {timing['baseline']['seconds']:.1f} s, "

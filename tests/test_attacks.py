@@ -1,0 +1,96 @@
+"""core.attacks: perturbations stay inside their budget and the image box, and PGD hurts at least as much as FGSM."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core import attacks
+from core.compat import tf
+
+BUDGETS = {"infinity": 8 / 255, "l2": 0.5, "l1": 5.0}
+
+
+def loss_of(model, images, labels) -> float:
+    probabilities = model.predict(images, verbose=0)
+    return float(tf.keras.losses.sparse_categorical_crossentropy(labels, probabilities).numpy().mean())
+
+
+@pytest.mark.parametrize("norm", attacks.NORMS)
+@pytest.mark.parametrize("iterations", [1, 5])
+def test_perturbation_stays_inside_the_epsilon_ball(tiny_model, tiny_splits, norm, iterations):
+    test = tiny_splits["test"]
+    threat = attacks.Attack(norm, BUDGETS[norm], iterations)
+    adversarial = attacks.attack(test.images, test.labels, tiny_model, threat)
+    sizes = attacks.perturbation_norm(adversarial - test.images, norm)
+    assert np.all(sizes <= BUDGETS[norm] * (1 + 1e-5) + 1e-6)
+    assert sizes.max() > 0  # it did move
+
+
+@pytest.mark.parametrize("norm", attacks.NORMS)
+def test_adversarial_images_stay_in_unit_box(tiny_model, tiny_splits, norm):
+    test = tiny_splits["test"]
+    saturated = np.clip(test.images * 3 - 1, 0, 1)  # many pixels sit exactly at 0 or 1
+    adversarial = attacks.attack(saturated, test.labels, tiny_model, attacks.Attack(norm, BUDGETS[norm] * 4, 3))
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+
+
+def test_fgsm_linf_moves_every_pixel_by_exactly_epsilon_or_hits_the_box(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    epsilon = 4 / 255
+    adversarial = attacks.perturb(test.images, test.labels, tiny_model, step_size=epsilon, norm="infinity")
+    moved = np.abs(adversarial - test.images)
+    at_box = (adversarial == 0.0) | (adversarial == 1.0)
+    assert np.all(np.isclose(moved, epsilon, atol=1e-6) | at_box | (moved == 0))
+
+
+def test_pgd_raises_the_loss_at_least_as_much_as_fgsm(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    clean = loss_of(tiny_model, test.images, test.labels)
+    fgsm = loss_of(tiny_model, attacks.attack(test.images, test.labels, tiny_model, attacks.Attack("infinity", 8 / 255, 1)), test.labels)
+    pgd = loss_of(tiny_model, attacks.attack(test.images, test.labels, tiny_model, attacks.Attack("infinity", 8 / 255, 10)), test.labels)
+    assert clean < fgsm <= pgd + 1e-4
+
+
+def test_pgd_damage_on_real_baseline_is_at_least_fgsm_damage(real_beans):
+    from core import checkpoints, data
+    from core.evaluate import accuracy
+
+    try:
+        model = checkpoints.load_model(checkpoints.DEFAULT_DIR / "baseline.keras")
+    except checkpoints.CheckpointError:
+        pytest.skip("no shipped baseline checkpoint")
+    test = data.load_split("test", model.input_shape[1], real_beans)
+    fgsm = accuracy(model, attacks.attack(test.images, test.labels, model, attacks.Attack("infinity", 8 / 255, 1)), test.labels)
+    pgd = accuracy(model, attacks.attack(test.images, test.labels, model, attacks.Attack("infinity", 8 / 255, 10)), test.labels)
+    assert pgd <= fgsm
+
+
+def test_zero_budget_returns_the_images_unchanged(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    same = attacks.perturb(test.images, test.labels, tiny_model, step_size=0.0)
+    np.testing.assert_array_equal(same, test.images)
+
+
+def test_l1_projection_lands_on_the_ball_surface():
+    delta = tf.constant(np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32))
+    projected = attacks._project_l1(delta, tf.constant(3.0)).numpy()
+    np.testing.assert_allclose(np.abs(projected).reshape(4, -1).sum(axis=1), 3.0, rtol=1e-4)
+
+
+def test_unknown_norm_is_refused(tiny_model, tiny_splits):
+    with pytest.raises(ValueError, match="Unknown norm"):
+        attacks.perturb(tiny_splits["test"].images, tiny_splits["test"].labels, tiny_model, 0.1, norm="l3")
+
+
+@pytest.mark.parametrize("kind", attacks.CORRUPTIONS)
+def test_corruptions_keep_shape_and_range_and_grow_with_severity(tiny_splits, kind):
+    images = tiny_splits["test"].images
+    distances = []
+    for severity in range(attacks.MAX_SEVERITY + 1):
+        corrupted = attacks.corrupt(images, kind, severity, seed=1)
+        assert corrupted.shape == images.shape and corrupted.dtype == np.float32
+        assert corrupted.min() >= 0 and corrupted.max() <= 1
+        distances.append(float(np.abs(corrupted - images).mean()))
+    assert distances[0] == 0.0
+    assert distances[-1] > distances[1] > 0

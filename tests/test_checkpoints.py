@@ -1,0 +1,104 @@
+"""core.checkpoints: writes are atomic, loads are plain Keras, and bad files fail with a clear message."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core import checkpoints
+from core.compat import tf
+from core.models import build_cnn
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def small_model(seed: int) -> tf.keras.Model:
+    tf.keras.utils.set_random_seed(seed)
+    return build_cnn(16)
+
+
+def test_saved_model_loads_as_plain_keras_without_custom_objects(tmp_path):
+    model = small_model(0)
+    path = checkpoints.save_model_atomic(model, tmp_path / "baseline.keras")
+    loaded = tf.keras.models.load_model(path, compile=False)
+    images = np.random.default_rng(0).random((2, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(loaded(images).numpy(), model(images).numpy(), atol=1e-6)
+
+
+def test_failed_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "baseline.keras"
+    old = small_model(0)
+    checkpoints.save_model_atomic(old, path)
+    new = small_model(1)
+
+    def crash_halfway(self, filepath, *args, **kwargs):
+        Path(filepath).write_bytes(b"PK\x03\x04 half a zip")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tf.keras.Model, "save", crash_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        checkpoints.save_model_atomic(new, path)
+    monkeypatch.undo()
+    images = np.ones((1, 16, 16, 3), np.float32) * 0.5
+    np.testing.assert_allclose(checkpoints.load_model(path)(images).numpy(), old(images).numpy(), atol=1e-6)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["baseline.keras"]
+
+
+def test_process_killed_while_saving_never_leaves_a_broken_checkpoint(tmp_path):
+    path = tmp_path / "baseline.keras"
+    checkpoints.save_model_atomic(small_model(0), path)
+    saver = textwrap.dedent(
+        f"""
+        import sys; sys.path.insert(0, {str(REPO)!r})
+        from core import checkpoints
+        from core.models import build_cnn
+        model = build_cnn(16)
+        print("ready", flush=True)
+        while True:
+            checkpoints.save_model_atomic(model, {str(path)!r})
+        """
+    )
+    process = subprocess.Popen([sys.executable, "-c", saver], stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout.readline().strip() == "ready"
+        time.sleep(1.5)  # several saves in flight
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    checkpoints.load_model(path)  # must not raise
+
+
+def test_missing_checkpoint_says_how_to_train(tmp_path):
+    with pytest.raises(checkpoints.CheckpointError, match=r"missing.*python -m core.train"):
+        checkpoints.load_model(tmp_path / "adversarial.keras")
+
+
+def test_corrupt_checkpoint_names_the_file(tmp_path):
+    path = tmp_path / "adversarial.keras"
+    path.write_bytes(os.urandom(2048))
+    with pytest.raises(checkpoints.CheckpointError, match=r"adversarial\.keras is damaged"):
+        checkpoints.load_model(path)
+
+
+def test_pair_version_changes_when_a_model_is_replaced(tmp_path):
+    checkpoints.save_pair(small_model(0), small_model(1), {"note": "first"}, tmp_path)
+    before = checkpoints.pair_version(tmp_path)
+    time.sleep(0.01)
+    checkpoints.save_pair(small_model(2), small_model(3), {"note": "second"}, tmp_path)
+    assert checkpoints.pair_version(tmp_path) != before
+    assert checkpoints.load_pair(tmp_path).metadata == {"note": "second"}
+
+
+def test_json_is_written_atomically_and_readable(tmp_path):
+    path = checkpoints.write_json_atomic({"accuracy": 0.9}, tmp_path / "metadata.json")
+    assert json.loads(path.read_text()) == {"accuracy": 0.9}
+    assert [p.name for p in tmp_path.iterdir()] == ["metadata.json"]

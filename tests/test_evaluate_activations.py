@@ -1,0 +1,56 @@
+"""core.evaluate and core.activations on a real (tiny) model."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core import activations, evaluate
+from core.models import CONV_LAYER_NAMES
+
+
+def test_evaluation_table_labels_every_number_with_its_threat_model(tiny_model, tiny_splits):
+    table = evaluate.evaluate_pair(tiny_model, tiny_model, tiny_splits["test"])
+    ids = [row["id"] for row in table["rows"]]
+    assert ids == ["clean", "seed_protocol_fgsm_linf_8", "whitebox_fgsm_linf_8", "whitebox_pgd10_linf_8"]
+    assert all(row["threat_model"] and 0 <= row["baseline"] <= 1 for row in table["rows"])
+    assert "transfer" in evaluate.row(table, "seed_protocol_fgsm_linf_8")["threat_model"]
+    assert set(table["curves"]) == {"infinity", "l2", "l1"}
+    assert set(table["corruptions"]) == {"gaussian_noise", "blur", "jpeg", "misalignment"}
+    assert "Clean accuracy" in evaluate.format_table(table)
+
+
+def test_curve_starts_at_clean_accuracy_and_never_beats_it(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    clean = evaluate.accuracy(tiny_model, test.images, test.labels)
+    curve = evaluate.robustness_curve(tiny_model, test.images, test.labels, "infinity", (0.0, 4 / 255, 16 / 255))
+    assert curve[0] == clean
+    assert max(curve[1:]) <= clean
+
+
+def test_same_model_on_both_sides_scores_the_same(tiny_model, tiny_splits):
+    table = evaluate.evaluate_pair(tiny_model, tiny_model, tiny_splits["test"])
+    for row in table["rows"]:
+        assert row["baseline"] == row["adversarial"]
+
+
+def test_activations_are_returned_for_every_conv_layer_by_name(tiny_model, tiny_splits):
+    images = tiny_splits["test"].images[:2]
+    maps = activations.conv_activations(tiny_model, images)
+    assert list(maps) == list(CONV_LAYER_NAMES)
+    assert maps["conv1"].shape == (2, 32, 32, 16)
+    assert maps["conv2"].shape == (2, 16, 16, 32)
+    assert maps["conv3"].shape == (2, 8, 8, 32)
+    assert all(m.min() >= 0 for m in maps.values())  # post-ReLU
+
+
+def test_predictions_with_activations_match_the_model(tiny_model, tiny_splits):
+    images = tiny_splits["test"].images[:3]
+    probabilities, _ = activations.predict_with_activations(tiny_model, images)
+    np.testing.assert_allclose(probabilities, tiny_model(images, training=False).numpy(), atol=1e-6)
+
+
+def test_top_channels_are_ordered_by_mean_activation():
+    activation = np.zeros((4, 4, 5), np.float32)
+    activation[..., 3] = 2.0
+    activation[..., 1] = 1.0
+    assert activations.top_channels(activation, 2) == [3, 1]
