@@ -48,6 +48,7 @@ def checkpoint_dir(directory: str | os.PathLike | None = None) -> Path:
 def _temporary_sibling(path: Path) -> Path:
     handle, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(handle)
+    os.chmod(name, 0o644)  # mkstemp makes 0600; a checkpoint is meant to be read by other users
     return Path(name)
 
 
