@@ -1,0 +1,235 @@
+"""Plotly figures and display helpers: numpy for display only, no model calls.
+
+Colour conventions kept across every panel so a projected screen reads at a glance:
+baseline = orange, adversarial (NSL) = teal, clean = grey; perturbations and activation changes
+use a diverging red/blue scale centred on zero (red = more, blue = less).
+
+Why plain figure specs instead of ``make_subplots``: every slider move redraws these figures, and
+``make_subplots`` plus Plotly's property validation cost 15–110 ms per figure on a laptop CPU —
+more than the attack itself. Specs built here take about 1 ms; :func:`_figure` wraps them
+without re-validating (the tests check the specs render in Streamlit and in Chromium).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from core.activations import top_channels
+from core.attacks import norm_symbol
+
+from dashboard.analysis import MODEL_NAMES, ModelOutcome, Perturbation
+
+MODEL_COLOURS = {"baseline": "#E8743B", "adversarial": "#19A979"}
+MODEL_TITLES = {"baseline": "Baseline", "adversarial": "Adversarial (NSL)"}
+CLEAN_COLOUR = "#A0A7B4"
+# ColorBrewer RdBu, spelled out: Plotly.js and plotly.py disagree on named-scale directions.
+DIVERGING = [[0.0, "#2166AC"], [0.25, "#92C5DE"], [0.5, "#F7F7F7"], [0.75, "#F4A582"], [1.0, "#B2182B"]]  # blue = less, red = more
+ACTIVATION_SCALE = "Viridis"
+_MARGIN = {"l": 8, "r": 8, "t": 72, "b": 8}  # room for a figure title above the subplot titles
+_TITLE_FONT = {"size": 15}
+
+
+def class_title(name: str) -> str:
+    """``angular_leaf_spot`` -> ``angular leaf spot``."""
+    return name.replace("_", " ")
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def enlarge(image: np.ndarray, minimum: int = 192) -> np.ndarray:
+    """Nearest-neighbour upscaling so a 64 px model input shows its real pixels, not a blur."""
+    factor = max(1, int(np.ceil(minimum / max(1, image.shape[0]))))
+    return np.repeat(np.repeat(to_uint8(image), factor, axis=0), factor, axis=1)
+
+
+_SUBSCRIPTS = {"infinity": "∞", "l2": "₂", "l1": "₁"}
+
+
+def format_size(norm: str, value: float) -> str:
+    """A measured perturbation size: L∞ in brightness steps out of 255, L2/L1 as numbers."""
+    return f"{value * 255:.1f}/255" if norm == "infinity" else f"{value:.3g}"
+
+
+def describe_norms(perturbation: Perturbation, norm: str | None) -> str:
+    """The perturbation's measured size: in the attack's norm, or in all three for a corruption."""
+    norms = [norm] if norm is not None else list(_SUBSCRIPTS)
+    return ", ".join(f"‖δ‖{_SUBSCRIPTS[n]} = {format_size(n, perturbation.norms[n])}" for n in norms)
+
+
+def _figure(spec: dict) -> go.Figure:
+    """A Figure from a spec we built ourselves, skipping Plotly's slow per-property validation."""
+    try:
+        return go.Figure(spec, _validate=False)
+    except TypeError:  # a Plotly without the private switch: validate, slower but correct
+        return go.Figure(spec)
+
+
+def _grid(rows: int, columns: int, horizontal_gap: float, vertical_gap: float, right: float = 1.0) -> list[tuple[list[float], list[float]]]:
+    """Paper-coordinate domains (x, y) of a rows × columns grid, row-major from the top left."""
+    width = (right - horizontal_gap * (columns - 1)) / columns
+    height = (1.0 - vertical_gap * (rows - 1)) / rows
+    cells = []
+    for row in range(rows):
+        top = 1.0 - row * (height + vertical_gap)
+        for column in range(columns):
+            left = column * (width + horizontal_gap)
+            cells.append(([round(left, 6), round(left + width, 6)], [round(max(0.0, top - height), 6), round(top, 6)]))
+    return cells
+
+
+def _square_cell(layout: dict, index: int, domain: tuple[list[float], list[float]], size: tuple[int, int], title: str = "") -> tuple[str, str]:
+    """Axes ``x{index}``/``y{index}`` showing a size[0] × size[1] picture with square pixels, top row first."""
+    suffix = "" if index == 1 else str(index)
+    height, width = size
+    layout[f"xaxis{suffix}"] = {"domain": domain[0], "anchor": f"y{suffix}", "visible": False, "range": [-0.5, width - 0.5], "constrain": "domain"}
+    layout[f"yaxis{suffix}"] = {
+        "domain": domain[1], "anchor": f"x{suffix}", "visible": False, "range": [height - 0.5, -0.5],
+        "scaleanchor": f"x{suffix}", "constrain": "domain",
+    }  # fmt: skip
+    if title:
+        layout.setdefault("annotations", []).append(
+            {"text": title, "x": sum(domain[0]) / 2, "y": domain[1][1], "xref": "paper", "yref": "paper",
+             "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 12}}
+        )  # fmt: skip
+    return f"x{suffix}", f"y{suffix}"
+
+
+def perturbation_figure(original: np.ndarray, perturbation: Perturbation, norm: str | None, heading: str) -> go.Figure:
+    """Original | amplified perturbation (diverging colours, norm printed) | perturbed image."""
+    signed = perturbation.delta.mean(axis=2)  # average over R, G, B: one signed number per pixel
+    reach = float(np.abs(signed).max()) or 1.0 / 255
+    titles = ("Original", f"Perturbation (colours stretched to ±{format_size('infinity', reach)})", "Perturbed")
+    layout: dict = {
+        "title": {"text": f"{heading} — {describe_norms(perturbation, norm)}", "font": _TITLE_FONT, "y": 0.97, "yanchor": "top"},
+        "height": 350,
+        "margin": _MARGIN,
+    }
+    axes = [_square_cell(layout, i + 1, cell, signed.shape, title) for i, (cell, title) in enumerate(zip(_grid(1, 3, 0.04, 0.0), titles))]
+    hover = "x %{x}, y %{y}<extra></extra>"
+    data = [
+        {"type": "image", "z": to_uint8(original), "xaxis": axes[0][0], "yaxis": axes[0][1], "hovertemplate": hover},
+        {
+            "type": "heatmap", "z": signed, "zmid": 0.0, "zmin": -reach, "zmax": reach, "colorscale": DIVERGING, "showscale": False,
+            "xaxis": axes[1][0], "yaxis": axes[1][1], "hovertemplate": "x %{x}, y %{y}<br>change %{z:.4f}<extra></extra>",
+        },
+        {"type": "image", "z": to_uint8(perturbation.image), "xaxis": axes[2][0], "yaxis": axes[2][1], "hovertemplate": hover},
+    ]  # fmt: skip
+    return _figure({"data": data, "layout": layout})
+
+
+def probability_figure(outcome: ModelOutcome, class_names: Sequence[str], true_label: int | None) -> go.Figure:
+    """Clean vs perturbed class probabilities of one model, true class marked."""
+    labels = [class_title(name) + (" ✓ true" if index == true_label else "") for index, name in enumerate(class_names)]
+    data = [
+        {
+            "type": "bar", "name": name, "y": labels, "x": np.asarray(values, float) * 100.0, "orientation": "h",
+            "marker": {"color": colour}, "text": [f"{v * 100:.0f}%" for v in values], "textposition": "outside",
+            "hovertemplate": "%{y}: %{x:.1f}%<extra>" + name + "</extra>",
+        }
+        for name, values, colour in (
+            ("clean", outcome.clean_probabilities, CLEAN_COLOUR),
+            ("perturbed", outcome.perturbed_probabilities, MODEL_COLOURS[outcome.name]),
+        )
+    ]  # fmt: skip
+    layout = {
+        "barmode": "group",
+        "height": 230,
+        "margin": {"l": 8, "r": 8, "t": 8, "b": 8},
+        "xaxis": {"range": [0, 115], "ticksuffix": "%"},
+        "yaxis": {"autorange": "reversed", "automargin": True},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
+    }
+    return _figure({"data": data, "layout": layout})
+
+
+def _colour_axes(activation_peak: float, change_peak: float) -> dict:
+    change_peak, activation_peak = max(change_peak, 1e-6), max(activation_peak, 1e-6)
+    return {
+        "coloraxis": {"colorscale": ACTIVATION_SCALE, "cmin": 0.0, "cmax": activation_peak, "colorbar": {"title": {"text": "activation"}, "x": 1.0, "len": 0.45, "y": 0.78}},
+        "coloraxis2": {"colorscale": DIVERGING, "cmid": 0.0, "cmin": -change_peak, "cmax": change_peak, "colorbar": {"title": {"text": "change"}, "x": 1.0, "len": 0.45, "y": 0.22}},
+    }
+
+
+def _heatmap(values: np.ndarray, axes: tuple[str, str], coloraxis: str, label: str) -> dict:
+    return {"type": "heatmap", "z": values, "xaxis": axes[0], "yaxis": axes[1], "coloraxis": coloraxis, "hovertemplate": f"{label}<br>x %{{x}}, y %{{y}}: %{{z:.3f}}<extra></extra>"}
+
+
+def activation_figure(outcomes: dict[str, ModelOutcome], layer: str, channel: int) -> go.Figure:
+    """Both models × (clean, perturbed, change) for one channel, on shared colour scales."""
+    maps = {name: (outcomes[name].clean_maps[layer][..., channel], outcomes[name].perturbed_maps[layer][..., channel]) for name in MODEL_NAMES}
+    activation_peak = max(float(np.max(pair)) for pair in maps.values())
+    change_peak = max(float(np.abs(pair[1] - pair[0]).max()) for pair in maps.values())
+    layout: dict = {"height": 580, "margin": _MARGIN, "title": {"text": f"Layer {layer}, channel {channel}", "font": _TITLE_FONT}, **_colour_axes(activation_peak, change_peak)}
+    cells = iter(_grid(2, 3, 0.03, 0.1, right=0.92))
+    data, index = [], 0
+    for name in MODEL_NAMES:
+        clean, perturbed = maps[name]
+        for column, values, axis in (("clean", clean, "coloraxis"), ("perturbed", perturbed, "coloraxis"), ("perturbed − clean", perturbed - clean, "coloraxis2")):
+            index += 1
+            axes = _square_cell(layout, index, next(cells), values.shape, f"{MODEL_TITLES[name]}: {column}")
+            data.append(_heatmap(values, axes, axis, f"{name} {column}"))
+    return _figure({"data": data, "layout": layout})
+
+
+def top_channels_figure(outcomes: dict[str, ModelOutcome], layer: str, count: int) -> go.Figure:
+    """Each model's ``count`` most active channels (on the clean image): clean, perturbed, change."""
+    chosen = {name: top_channels(outcomes[name].clean_maps[layer], count) for name in MODEL_NAMES}
+    columns = [(name, kind) for name in MODEL_NAMES for kind in ("clean", "perturbed", "change")]
+    cells = _grid(count, len(columns), 0.012, 0.03, right=0.92)
+    layout: dict = {"height": 120 + 150 * count, "margin": _MARGIN, "title": {"text": f"Layer {layer}: top {count} channels of each model", "font": _TITLE_FONT}}
+    data, activation_peak, change_peak = [], 0.0, 0.0
+    for row in range(count):
+        for column, (name, kind) in enumerate(columns):
+            channel = chosen[name][row]
+            clean = outcomes[name].clean_maps[layer][..., channel]
+            perturbed = outcomes[name].perturbed_maps[layer][..., channel]
+            title = f"{MODEL_TITLES[name].split(' ')[0]} ch {channel}: {kind}"  # channel numbers differ between models
+            axes = _square_cell(layout, row * len(columns) + column + 1, cells[row * len(columns) + column], clean.shape, title)
+            if kind == "change":
+                values, axis = perturbed - clean, "coloraxis2"
+                change_peak = max(change_peak, float(np.abs(values).max()))
+            else:
+                values, axis = (clean if kind == "clean" else perturbed), "coloraxis"
+                activation_peak = max(activation_peak, float(values.max()))
+            data.append(_heatmap(values, axes, axis, f"{name} channel {channel} {kind}"))
+    for annotation in layout["annotations"]:
+        annotation["font"] = {"size": 10}
+    layout.update(_colour_axes(activation_peak, change_peak))
+    return _figure({"data": data, "layout": layout})
+
+
+def curve_figure(curve: dict, norm: str, current_epsilon: float | None = None, classes: int = 3) -> go.Figure:
+    """Accuracy vs attack budget for both models; the slider's current budget as a dashed line."""
+    scale = 255.0 if norm == "infinity" else 1.0
+    epsilons = np.asarray(curve["epsilons"], dtype=float) * scale
+    data = [
+        {
+            "type": "scatter", "x": epsilons, "y": np.asarray(curve[name], float) * 100.0, "mode": "lines+markers",
+            "name": MODEL_TITLES[name], "line": {"color": MODEL_COLOURS[name], "width": 3},
+            "hovertemplate": "ε %{x:g}: %{y:.1f}%<extra>" + MODEL_TITLES[name] + "</extra>",
+        }
+        for name in MODEL_NAMES
+    ]  # fmt: skip
+    chance = 100.0 / classes
+    shapes = [{"type": "line", "xref": "paper", "x0": 0, "x1": 1, "y0": chance, "y1": chance, "line": {"dash": "dot", "color": "#888"}}]
+    annotations = [{"text": "guessing", "xref": "paper", "x": 1, "y": chance, "xanchor": "right", "yanchor": "top", "showarrow": False, "font": {"color": "#666"}}]
+    if current_epsilon is not None:
+        x = current_epsilon * scale
+        shapes.append({"type": "line", "yref": "paper", "x0": x, "x1": x, "y0": 0, "y1": 1, "line": {"dash": "dash", "color": "#555"}})
+        annotations.append({"text": "your slider", "yref": "paper", "x": x, "y": 1, "yanchor": "bottom", "showarrow": False, "font": {"color": "#444"}})
+    layout = {
+        "height": 340,
+        "margin": _MARGIN,
+        "title": {"text": str(curve.get("attack", "")), "font": _TITLE_FONT},
+        "xaxis": {"title": {"text": f"budget ε ({norm_symbol(norm)}{', in 1/255 steps' if norm == 'infinity' else ''})"}},
+        "yaxis": {"title": {"text": "test accuracy"}, "range": [0, 105], "ticksuffix": "%"},
+        "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
+        "shapes": shapes,
+        "annotations": annotations,
+    }
+    return _figure({"data": data, "layout": layout})

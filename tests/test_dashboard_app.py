@@ -1,0 +1,434 @@
+"""The dashboard, driven headless through Streamlit's AppTest on tiny real checkpoints.
+
+The checkpoints are trained once per session by the real ``python -m core.train`` on a tiny image
+folder written by the fixture; retraining tests start real subprocesses too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dashboard_helpers import APP_PATH, bad_uploads, tiny_beans, tiny_checkpoints, write_tiny_beans
+from streamlit import config as streamlit_config
+from streamlit.testing.v1 import AppTest
+
+import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
+from dashboard.resources import command_line_data_dir
+from dashboard.retraining import TrainingManager, TrainingRequest, shared_manager
+
+PASSCODE = "bean-teacher-42"
+UPLOADS = bad_uploads()
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def beans_dir(tmp_path_factory) -> Path:
+    return tiny_beans(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def checkpoints_dir(tmp_path_factory) -> Path:
+    return tiny_checkpoints(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def environment(monkeypatch, beans_dir, checkpoints_dir):
+    """The app's environment; tests change it before the first ``run()``."""
+    streamlit_config.set_option("client.showErrorDetails", "full")  # tests want the real message
+    monkeypatch.setenv("BEANS_DATA_DIR", str(beans_dir))
+    monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
+    monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def app(environment) -> AppTest:
+    return AppTest.from_file(str(APP_PATH), default_timeout=60)
+
+
+@pytest.fixture
+def own_checkpoints(environment, checkpoints_dir, tmp_path) -> Path:
+    """A private copy of the tiny checkpoints, for tests that replace or break them."""
+    folder = shutil.copytree(checkpoints_dir, tmp_path / "checkpoints")
+    environment.setenv("BEANGUARD_CHECKPOINT_DIR", str(folder))
+    return folder
+
+
+# --- reading the page ------------------------------------------------------------------------------
+
+
+def _values(encoded) -> np.ndarray:
+    """Plotly 7 sends numpy arrays as {"dtype", "bdata"}; plain lists pass through."""
+    if isinstance(encoded, dict):
+        return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
+    return np.asarray(encoded, dtype=float)
+
+
+def figures(at: AppTest) -> list[dict]:
+    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+
+
+def probabilities(at: AppTest) -> dict[str, dict[str, np.ndarray]]:
+    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts (in page order)."""
+    bars = [f for f in figures(at) if [trace.get("name") for trace in f["data"]] == ["clean", "perturbed"]]
+    assert len(bars) == 2, f"expected one bar chart per model, found {len(bars)}"
+    return {name: {trace["name"]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
+
+
+def verdicts(at: AppTest) -> list[str]:
+    return [m.value for m in at.markdown if m.value.startswith("Clean:")]
+
+
+def assert_page_ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def assert_both_perturbed_changed(before, after) -> None:
+    for name in ("baseline", "adversarial"):
+        assert not np.allclose(before[name]["perturbed"], after[name]["perturbed"], atol=1e-6), f"{name} did not change"
+
+
+# --- first load and picking images -----------------------------------------------------------------
+
+
+def test_first_load_shows_both_models_clean_and_perturbed_predictions(app):
+    app.run()
+    assert_page_ok(app)
+    assert len(verdicts(app)) == 2
+    shown = probabilities(app)
+    for name in ("baseline", "adversarial"):
+        assert shown[name]["clean"].shape == (3,) and shown[name]["perturbed"].shape == (3,)
+        assert abs(shown[name]["clean"].sum() - 100.0) < 0.1
+    assert any("input 32 px" in c.value for c in app.caption), "the model size comes from the checkpoint"
+
+
+def test_choosing_another_class_shows_that_image_and_its_predictions(app):
+    app.run()
+    before = probabilities(app)
+    app.selectbox(key="test_class").set_value(2).run()
+    assert_page_ok(app)
+    assert any("(healthy)" in m.value for m in app.markdown)
+    after = probabilities(app)
+    assert not np.allclose(before["baseline"]["clean"], after["baseline"]["clean"])
+
+
+def test_choosing_another_image_number_changes_the_clean_predictions(app):
+    app.run()
+    before = probabilities(app)
+    app.slider(key="test_index_0").set_value(3).run()
+    assert_page_ok(app)
+    assert any("angular_leaf_spot_test_02.jpg" in m.value for m in app.markdown)
+    assert not np.allclose(before["adversarial"]["clean"], probabilities(app)["adversarial"]["clean"])
+
+
+# --- attack controls -------------------------------------------------------------------------------
+
+
+def test_step_size_change_updates_both_models_perturbed_probabilities(app):
+    app.run()
+    before = probabilities(app)
+    app.slider(key="epsilon_infinity").set_value(16).run()
+    assert_page_ok(app)
+    assert_both_perturbed_changed(before, probabilities(app))
+
+
+def test_zero_step_size_leaves_the_image_unchanged(app):
+    app.run()
+    app.slider(key="epsilon_infinity").set_value(0).run()
+    shown = probabilities(app)
+    for name in ("baseline", "adversarial"):
+        np.testing.assert_allclose(shown[name]["clean"], shown[name]["perturbed"], atol=1e-4)
+
+
+def test_norm_change_updates_both_models_perturbed_probabilities(app):
+    app.run()
+    before = probabilities(app)
+    app.radio(key="norm").set_value("l2").run()
+    assert_page_ok(app)
+    assert app.slider(key="epsilon_l2").value == pytest.approx(1.0)
+    assert_both_perturbed_changed(before, probabilities(app))
+
+
+def test_l1_attack_prints_its_measured_norm(app):
+    app.run()
+    app.radio(key="norm").set_value("l1").run()
+    titles = [f["layout"]["title"]["text"] for f in figures(app) if "title" in f["layout"] and "text" in f["layout"]["title"]]
+    assert any("‖δ‖₁ = " in title for title in titles)
+
+
+def test_attack_source_change_updates_both_models_perturbed_probabilities(app):
+    app.run()
+    before = probabilities(app)
+    app.radio(key="source").set_value("adversarial").run()
+    assert_page_ok(app)
+    assert_both_perturbed_changed(before, probabilities(app))
+    assert any("transfer from the adversarial model" in c.value for c in app.caption)
+
+
+def test_white_box_source_shows_one_perturbation_per_model(app):
+    app.run()
+    app.radio(key="source").set_value("self").run()
+    assert_page_ok(app)
+    headings = [f["layout"]["title"]["text"] for f in figures(app) if "attacked through its own gradients" in f["layout"].get("title", {}).get("text", "")]
+    assert len(headings) == 2
+
+
+def test_pgd_updates_both_models_perturbed_probabilities(app):
+    app.run()
+    before = probabilities(app)
+    app.radio(key="method").set_value("PGD").run()
+    assert_page_ok(app)
+    assert app.select_slider(key="iterations").value == 10
+    assert_both_perturbed_changed(before, probabilities(app))
+
+
+def test_natural_corruption_shows_all_three_norms_and_updates_predictions(app):
+    app.run()
+    before = probabilities(app)
+    app.radio(key="kind").set_value("corruption").run()
+    app.selectbox(key="corruption").set_value("blur").run()
+    assert_page_ok(app)
+    title = next(f["layout"]["title"]["text"] for f in figures(app) if "What both models see" in f["layout"].get("title", {}).get("text", ""))
+    assert "‖δ‖∞" in title and "‖δ‖₂" in title and "‖δ‖₁" in title
+    assert_both_perturbed_changed(before, probabilities(app))
+
+
+# --- look inside -----------------------------------------------------------------------------------
+
+
+def test_layer_and_channel_change_redraw_the_activation_maps(app):
+    app.run()
+    app.selectbox(key="layer").set_value("conv2").run()
+    app.slider(key="channel_conv2").set_value(5).run()
+    assert_page_ok(app)
+    activation = next(f for f in figures(app) if f["layout"].get("title", {}).get("text", "").startswith("Layer conv2, channel 5"))
+    assert len(activation["data"]) == 6  # both models × clean, perturbed, change
+    assert activation["data"][0]["coloraxis"] == activation["data"][1]["coloraxis"]  # one shared scale
+
+
+def test_top_channels_view_shows_a_grid_for_both_models(app):
+    app.run()
+    app.radio(key="channel_view").set_value("top").run()
+    assert_page_ok(app)
+    grid = next(f for f in figures(app) if "top 4 channels" in f["layout"].get("title", {}).get("text", ""))
+    assert len(grid["data"]) == 4 * 6
+
+
+# --- robustness ------------------------------------------------------------------------------------
+
+
+def test_whole_split_table_compares_clean_and_perturbed_accuracy_on_a_button(app):
+    app.run()
+    assert not app.dataframe or all("attack" not in str(df.value.columns) for df in app.dataframe)
+    app.button(key="table_button").click().run()
+    assert_page_ok(app)
+    table = app.dataframe[0].value
+    assert list(table["row"])[0] == "Clean test images"
+    assert set(table.columns) >= {"baseline", "adversarial", "threat model"}
+
+
+def test_accuracy_curve_is_computed_on_a_button_and_then_cached(app):
+    app.run()
+    app.button(key="curve_button_l2").click().run()
+    assert_page_ok(app)
+    curve = next(f for f in figures(app) if "white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", ""))
+    assert [trace["name"] for trace in curve["data"]] == ["Baseline", "Adversarial (NSL)"]
+    fresh = AppTest.from_file(str(APP_PATH), default_timeout=60).run()  # another session: no button needed
+    assert any("white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", "") for f in figures(fresh))
+
+
+# --- uploads ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", [name for name, (_, _, accepted) in UPLOADS.items() if accepted])
+def test_awkward_but_valid_upload_is_converted_and_attacked(app, case):
+    filename, content, _ = UPLOADS[case]
+    app.run()
+    app.radio(key="image_source").set_value("upload").run()
+    app.file_uploader(key="upload").set_value((filename, content, "application/octet-stream")).run()
+    assert_page_ok(app)
+    assert not app.error, [e.value for e in app.error]
+    assert len(verdicts(app)) == 2
+    assert any("No true label" in c.value for c in app.caption)
+
+
+def test_exif_rotated_photo_is_shown_upright(app):
+    filename, content, _ = UPLOADS["exif_rotated_jpeg"]  # stored 120×80, EXIF says rotate 90°
+    app.run()
+    app.radio(key="image_source").set_value("upload").run()
+    app.file_uploader(key="upload").set_value((filename, content, "image/jpeg")).run()
+    captions = [caption for image in app.image for caption in image.captions]
+    assert any("as uploaded (80×120 px)" in caption for caption in captions), captions
+
+
+@pytest.mark.parametrize("case", [name for name, (_, _, accepted) in UPLOADS.items() if not accepted])
+def test_unusable_upload_is_refused_with_one_sentence_and_the_app_keeps_running(app, case):
+    filename, content, _ = UPLOADS[case]
+    app.run()
+    app.radio(key="image_source").set_value("upload").run()
+    app.file_uploader(key="upload").set_value((filename, content, "application/octet-stream")).run()
+    assert_page_ok(app)
+    assert len(app.error) == 1
+    message = app.error[0].value
+    assert message.startswith(filename) and "\n" not in message and "Traceback" not in message
+    assert verdicts(app) == []
+    app.radio(key="image_source").set_value("test").run()  # and the app still works afterwards
+    assert len(verdicts(app)) == 2
+
+
+def test_upload_with_a_chosen_true_label_marks_right_and_wrong(app):
+    filename, content, _ = UPLOADS["grayscale_jpeg"]
+    app.run()
+    app.radio(key="image_source").set_value("upload").run()
+    app.file_uploader(key="upload").set_value((filename, content, "image/jpeg")).run()
+    app.selectbox(key="upload_label").set_value(2).run()
+    assert all(("right" in v or "wrong" in v) for v in verdicts(app))
+    assert not any("No true label" in c.value for c in app.caption)
+
+
+# --- missing or broken inputs ----------------------------------------------------------------------
+
+
+def test_missing_checkpoints_explain_how_to_train_them(app, environment, tmp_path):
+    environment.setenv("BEANGUARD_CHECKPOINT_DIR", str(tmp_path / "empty"))
+    app.run()
+    assert_page_ok(app)
+    assert any("python -m core.train" in w.value for w in app.warning)
+    assert app.button(key="train_start") is not None  # the sidebar can train them
+
+
+def test_corrupt_checkpoint_is_named_in_an_error(app, own_checkpoints):
+    (own_checkpoints / "adversarial.keras").write_bytes(b"not a keras file")
+    app.run()
+    assert_page_ok(app)
+    assert any("adversarial.keras" in e.value for e in app.error)
+
+
+def test_a_session_keeps_its_models_while_a_new_pair_is_half_written(app, own_checkpoints):
+    app.run()
+    version = app.session_state["pair_version"]
+    replacement = own_checkpoints / "incoming.keras"
+    shutil.copy(own_checkpoints / "adversarial.keras", replacement)
+    os.replace(replacement, own_checkpoints / "baseline.keras")  # a new baseline, the metadata not yet
+    app.run()
+    assert app.session_state["pair_version"] == version
+    metadata = own_checkpoints / "metadata.json"
+    metadata.write_text(metadata.read_text())  # metadata.json is written last: the pair is complete
+    app.run()
+    assert_page_ok(app)
+    assert app.session_state["pair_version"] != version
+
+
+def test_missing_data_folder_shows_core_data_error(app, environment, tmp_path):
+    environment.setenv("BEANS_DATA_DIR", str(tmp_path / "nowhere"))
+    app.run()
+    assert_page_ok(app)
+    assert any("does not exist" in e.value for e in app.error)
+
+
+def test_data_dir_comes_from_the_command_line_after_a_double_dash():
+    assert command_line_data_dir(["--data-dir", "/data/beans"]) == "/data/beans"
+    assert command_line_data_dir(["-q", "tests"]) is None  # pytest's own arguments are ignored
+
+
+# --- retraining ------------------------------------------------------------------------------------
+
+
+def test_retraining_is_disabled_without_a_configured_passcode(app):
+    app.run()
+    assert app.button(key="train_start").disabled
+    assert any("no teacher passcode is configured" in i.value for i in app.info)
+
+
+def test_wrong_passcode_starts_nothing(app, environment):
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    app.run()
+    assert not app.button(key="train_start").disabled
+    app.text_input(key="train_passcode").input("guess")
+    app.button(key="train_start").click().run()
+    assert any("Wrong teacher passcode" in e.value for e in app.error)
+    assert not shared_manager().status().running
+
+
+def test_retraining_run_swaps_the_models_in_every_open_session(app, environment, own_checkpoints):
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    app.run()
+    other_session = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
+    old_version, old_shown = app.session_state["pair_version"], probabilities(app)
+    app.number_input(key="train_epochs").set_value(2)
+    app.select_slider(key="train_iterations").set_value(2)
+    app.text_input(key="train_passcode").input(PASSCODE)
+    app.button(key="train_start").click().run()
+    assert any("Retraining started" in s.value for s in app.success)
+    other_session.run()  # another session sees the same run's progress bar
+    assert any(bar.proto.text.startswith("Retraining:") for bar in other_session.get("progress"))
+
+    status = shared_manager().wait(timeout=300)
+    assert status.state == "succeeded", (status.message, status.log_tail)
+    app.run()
+    assert_page_ok(app)
+    assert app.session_state["pair_version"] != old_version
+    assert any("2 + 2 epochs" in c.value for c in app.caption)
+    assert not np.allclose(old_shown["baseline"]["clean"], probabilities(app)["baseline"]["clean"])
+    other_session.run()
+    assert other_session.session_state["pair_version"] == app.session_state["pair_version"]
+
+
+def test_failed_retraining_keeps_the_old_models_and_says_why(app, environment, own_checkpoints, tmp_path):
+    test_only = write_tiny_beans(tmp_path / "test_only", splits=("test",))  # the app works, training cannot
+    environment.setenv("BEANS_DATA_DIR", str(test_only))
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    app.run()
+    old_version = app.session_state["pair_version"]
+    app.text_input(key="train_passcode").input(PASSCODE)
+    app.number_input(key="train_epochs").set_value(1)
+    app.button(key="train_start").click().run()
+    status = shared_manager().wait(timeout=120)
+    assert status.state == "failed"
+    app.run()
+    assert any("Training failed" in e.value and "train" in e.value for e in app.error)
+    assert app.session_state["pair_version"] == old_version
+    assert len(verdicts(app)) == 2
+
+
+def _fake_trainer(script: str) -> list[str]:
+    return [sys.executable, "-c", script]
+
+
+def test_second_start_while_a_run_is_going_is_refused(tmp_path):
+    manager = TrainingManager(_fake_trainer("import time; time.sleep(60)"))
+    started, _ = manager.start(TrainingRequest(epochs=1), tmp_path, None)
+    try:
+        assert started
+        again, message = manager.start(TrainingRequest(epochs=1), tmp_path, None)
+        assert not again and "already in progress" in message
+    finally:
+        assert manager.cancel()
+    assert manager.status().state == "failed" and "stopped" in manager.status().message
+
+
+def test_progress_file_events_become_a_shared_progress_bar_and_error_message(tmp_path):
+    script = (
+        "import json, sys, time\n"
+        "path = sys.argv[sys.argv.index('--progress-file') + 1]\n"
+        "def log(**event):\n"
+        "    open(path, 'a').write(json.dumps(event) + '\\n')\n"
+        "log(event='start')\n"
+        "log(event='epoch', model='baseline', epoch=1, epochs=1, seconds=0.1, metrics={'loss': 1.0, 'val_accuracy': 0.5})\n"
+        "log(event='error', message='ValueError: out of beans')\n"
+        "sys.exit(1)\n"
+    )
+    manager = TrainingManager(_fake_trainer(script))
+    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    status = manager.wait(timeout=30)
+    assert status.state == "failed" and "out of beans" in status.message
+    assert len(status.epochs) == 1 and status.fraction == pytest.approx(0.5)

@@ -1,0 +1,111 @@
+"""The real thing: `streamlit run` in a subprocess, opened in headless Debian Chromium via Playwright.
+
+Streamlit draws over a websocket after the page loads, so every wait is for content, not for
+the load event. Chromium comes from Debian (/usr/bin/chromium): ``playwright install`` needs the
+internet. The fixture installs it with apt-get when it is missing and we are root; if that is
+impossible the test skips locally and fails on CI.
+
+``BEANGUARD_UPDATE_SCREENSHOT=1`` saves the page to ``dashboard/screenshot.png`` (for the README);
+then an explicitly set ``BEANGUARD_CHECKPOINT_DIR`` is honoured, so the picture can show real models.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, free_port, open_when_ready, start_server, stop_server, tiny_beans, tiny_checkpoints
+
+SCREENSHOT = REPO_ROOT / "dashboard" / "screenshot.png"
+PREDICTION = ".st-key-prediction_{name} [data-testid='stMarkdownContainer']"
+BARS = ".st-key-prediction_{name} .js-plotly-plot"
+
+
+def _install_chromium() -> None:
+    """Test setup: Debian's chromium, the one browser that installs offline-from-registries here."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 900}
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=environment, **quiet)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=environment, **quiet)
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        _install_chromium()
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium package.")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    return CHROMIUM
+
+
+def _server_environment(base: Path) -> dict[str, str]:
+    real_beans = Path(os.environ.get("BEANS_DATA_DIR", "/nonexistent"))
+    data_dir = real_beans if (real_beans / "test").is_dir() else tiny_beans(base)  # real leaves look better
+    checkpoints = tiny_checkpoints(base)
+    if os.environ.get("BEANGUARD_UPDATE_SCREENSHOT") == "1" and os.environ.get("BEANGUARD_CHECKPOINT_DIR"):
+        checkpoints = Path(os.environ["BEANGUARD_CHECKPOINT_DIR"])
+    return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": ""}
+
+
+def _bar_values(page, name: str) -> list[float]:
+    """The perturbed probabilities as Plotly holds them in the page (exact, unlike rounded text)."""
+    return page.locator(BARS.format(name=name)).first.evaluate("plot => Array.from(plot._fullData[1].x)")  # decoded by Plotly
+
+
+def _full_page_screenshot(page, path: Path) -> None:
+    """Streamlit scrolls inside its own containers: grow the viewport to the content, then shoot."""
+    height = page.evaluate(
+        "Math.max(...[...document.querySelectorAll('[data-testid=stMain], [data-testid=stSidebarContent]')]"
+        ".map(element => element.scrollHeight))"
+    )
+    page.set_viewport_size({"width": 1440, "height": int(height) + 40})
+    page.wait_for_timeout(1500)  # let Plotly re-layout to the new size
+    page.screenshot(path=str(path), full_page=True)
+
+
+def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(chromium, tmp_path_factory, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    port = free_port()
+    server = start_server(port, _server_environment(tmp_path_factory.getbasetemp()), tmp_path / "server.log")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
+            try:
+                page = browser.new_page(viewport={"width": 1440, "height": 1000})
+                open_when_ready(page, f"http://127.0.0.1:{port}", server)
+                for name in ("baseline", "adversarial"):
+                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:")).to_be_visible(timeout=90_000)
+                before = {name: _bar_values(page, name) for name in ("baseline", "adversarial")}
+
+                slider = page.locator(".st-key-epsilon_infinity").get_by_role("slider")
+                slider.focus()
+                for _ in range(4):
+                    page.keyboard.press("ArrowRight")  # 8/255 -> 12/255
+                expect(page.get_by_text("FGSM L∞ eps 12/255", exact=False).first).to_be_visible(timeout=30_000)
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:  # the bars redraw once the fragment's rerun lands
+                    after = {name: _bar_values(page, name) for name in ("baseline", "adversarial")}
+                    if all(after[name] != before[name] for name in after):
+                        break
+                    page.wait_for_timeout(250)
+                for name in ("baseline", "adversarial"):
+                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:")).to_be_visible()
+                    assert after[name] != before[name], f"the {name} model's perturbed probabilities did not change"
+                assert page.locator('[data-testid="stException"]').count() == 0
+
+                update = os.environ.get("BEANGUARD_UPDATE_SCREENSHOT") == "1"
+                _full_page_screenshot(page, SCREENSHOT if update else tmp_path / "screenshot.png")
+            finally:
+                browser.close()
+    finally:
+        stop_server(server)
