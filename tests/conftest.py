@@ -5,29 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
-from core.data import CLASS_NAMES, SPLITS
+from core.data import SPLITS
+from dashboard_helpers import write_tiny_beans  # one writer of tiny Beans-shaped folders for all tests
 
 REAL_BEANS = Path(os.environ.get("BEANS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "beans"))
-
-
-def write_tiny_beans(root: Path, per_class: int = 4, size: int = 48, seed: int = 0) -> Path:
-    """A learnable Beans-shaped folder: each class has its own colour cast plus noise."""
-    from PIL import Image
-
-    rng = np.random.default_rng(seed)
-    tints = {"angular_leaf_spot": (150, 90, 40), "bean_rust": (90, 60, 30), "healthy": (60, 160, 60)}
-    for split in SPLITS:
-        for name in CLASS_NAMES:
-            folder = root / split / name
-            folder.mkdir(parents=True, exist_ok=True)
-            for index in range(per_class):
-                pixels = np.clip(np.array(tints[name]) + rng.normal(0, 25, (size, size, 3)), 0, 255).astype(np.uint8)
-                Image.fromarray(pixels).save(folder / f"{name}_{split}_{index:03d}.jpg", quality=90)
-    return root
 
 
 @pytest.fixture(scope="session")

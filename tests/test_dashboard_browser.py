@@ -56,9 +56,28 @@ def _server_environment(base: Path) -> dict[str, str]:
     return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": ""}
 
 
-def _bar_values(page, name: str) -> list[float]:
-    """The perturbed probabilities as Plotly holds them in the page (exact, unlike rounded text)."""
-    return page.locator(BARS.format(name=name)).first.evaluate("plot => Array.from(plot._fullData[1].x)")  # decoded by Plotly
+def _bar_values(page, name: str) -> list[float] | None:
+    """The perturbed probabilities as Plotly holds them in the page (exact, unlike rounded text).
+
+    None while Plotly is still drawing; during a rerun Streamlit may briefly show the old chart
+    next to the new one, so the last one drawn wins.
+    """
+    return page.locator(BARS.format(name=name)).evaluate_all(
+        "plots => plots.map(plot => plot._fullData && plot._fullData[1] ? Array.from(plot._fullData[1].x) : null)"
+        ".filter(Boolean).pop() || null"
+    )
+
+
+def _wait_for_bars(page, differing_from: dict | None = None, timeout: float = 30.0) -> dict:
+    """Both models' perturbed probabilities, once drawn (and, if given, different from before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        values = {name: _bar_values(page, name) for name in ("baseline", "adversarial")}
+        drawn = all(v is not None for v in values.values())
+        changed = differing_from is None or all(values[name] != differing_from[name] for name in values)
+        if (drawn and changed) or time.monotonic() > deadline:
+            return values
+        page.wait_for_timeout(250)
 
 
 def _full_page_screenshot(page, path: Path) -> None:
@@ -84,22 +103,18 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
                 open_when_ready(page, f"http://127.0.0.1:{port}", server)
                 for name in ("baseline", "adversarial"):
-                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:")).to_be_visible(timeout=90_000)
-                before = {name: _bar_values(page, name) for name in ("baseline", "adversarial")}
+                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:").first).to_be_visible(timeout=90_000)
+                before = _wait_for_bars(page)
+                assert all(values is not None for values in before.values()), "the probability charts were never drawn"
 
                 slider = page.locator(".st-key-epsilon_infinity").get_by_role("slider")
                 slider.focus()
                 for _ in range(4):
                     page.keyboard.press("ArrowRight")  # 8/255 -> 12/255
                 expect(page.get_by_text("FGSM L∞ eps 12/255", exact=False).first).to_be_visible(timeout=30_000)
-                deadline = time.monotonic() + 30
-                while time.monotonic() < deadline:  # the bars redraw once the fragment's rerun lands
-                    after = {name: _bar_values(page, name) for name in ("baseline", "adversarial")}
-                    if all(after[name] != before[name] for name in after):
-                        break
-                    page.wait_for_timeout(250)
+                after = _wait_for_bars(page, differing_from=before)  # the bars redraw once the fragment's rerun lands
                 for name in ("baseline", "adversarial"):
-                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:")).to_be_visible()
+                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:").first).to_be_visible()
                     assert after[name] != before[name], f"the {name} model's perturbed probabilities did not change"
                 assert page.locator('[data-testid="stException"]').count() == 0
 
