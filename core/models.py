@@ -15,6 +15,9 @@ CONV_LAYER_NAMES: tuple[str, ...] = ("conv1", "conv2", "conv3")
 CONV_FILTERS: tuple[int, ...] = (16, 32, 32)
 INPUT_NAME = "image"
 LABEL_NAME = "label"
+# Keras' default 0.99 needs hundreds of steps before the running statistics that inference uses
+# match the weights; a classroom retrain of a few epochs on a small folder never gets there.
+BN_MOMENTUM = 0.9
 
 
 def build_cnn(image_size: int, num_classes: int = 3, dropout: float = 0.3, name: str = "beans_cnn") -> tf.keras.Model:
@@ -27,7 +30,7 @@ def build_cnn(image_size: int, num_classes: int = 3, dropout: float = 0.3, name:
     x = inputs
     for layer_name, filters in zip(CONV_LAYER_NAMES, CONV_FILTERS):
         x = tf.keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"{layer_name}_conv")(x)
-        x = tf.keras.layers.BatchNormalization(name=f"{layer_name}_bn")(x)
+        x = tf.keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{layer_name}_bn")(x)
         x = tf.keras.layers.ReLU(name=layer_name)(x)
         x = tf.keras.layers.MaxPooling2D(2, name=f"{layer_name}_pool")(x)
     x = tf.keras.layers.Flatten(name="flatten")(x)
