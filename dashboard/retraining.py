@@ -194,18 +194,23 @@ class TrainingManager:
             self._refresh()
             return self._status
 
-    def cancel(self) -> bool:
-        """Stop the running subprocess; the old checkpoints stay because nothing was saved yet."""
+    def cancel(self) -> tuple[bool, str]:
+        """Stop the running subprocess before it saves anything; refused once the last epoch is done,
+        because stopping mid-save could leave a new baseline next to the old adversarial model."""
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                return False
+            self._refresh()
+            process = self._process
+            if process is None or not self._status.running:
+                return False, "No retraining run is in progress."
+            if self._status.fraction >= 1.0:
+                return False, "Too late to stop: the new models are being evaluated or saved."
             self._cancelled = True
-            self._process.terminate()
+            process.terminate()
         try:
-            self._process.wait(timeout=10)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self._process.kill()
-        return True
+            process.kill()
+        return True, "Stopped the run; the previous models stay."
 
     def wait(self, timeout: float, poll_seconds: float = 0.5) -> TrainingStatus:
         """Block until the current run ends or ``timeout`` seconds pass (tests and scripts)."""

@@ -192,7 +192,7 @@ def _retrain_form(output_dir: Path, data_dir: Path | None, image_size: int) -> N
         return
     manager = shared_manager()
     if stop:
-        st.info("Stopping the run; the previous models stay." if manager.cancel() else "No retraining run is in progress.")
+        st.info(manager.cancel()[1])
         return
     request = TrainingRequest(
         epochs=int(epochs),

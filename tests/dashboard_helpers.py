@@ -166,3 +166,27 @@ def open_when_ready(page, url: str, server: subprocess.Popen, timeout: float = 6
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.3)
+
+
+def bar_values(page, name: str) -> list[float] | None:
+    """A model's perturbed probabilities as Plotly holds them in the page (exact, unlike rounded text).
+
+    None while Plotly is still drawing; during a rerun Streamlit may briefly show the old chart
+    next to the new one, so the last one drawn wins.
+    """
+    return page.locator(f".st-key-prediction_{name} .js-plotly-plot").evaluate_all(
+        "plots => plots.map(plot => plot._fullData && plot._fullData[1] ? Array.from(plot._fullData[1].x) : null)"
+        ".filter(Boolean).pop() || null"
+    )
+
+
+def wait_for_bars(page, differing_from: dict | None = None, timeout: float = 30.0) -> dict:
+    """Both models' perturbed probabilities, once drawn (and, if given, different from before)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        values = {name: bar_values(page, name) for name in ("baseline", "adversarial")}
+        drawn = all(v is not None for v in values.values())
+        changed = differing_from is None or all(values[name] != differing_from[name] for name in values)
+        if (drawn and changed) or time.monotonic() > deadline:
+            return values
+        page.wait_for_timeout(20)

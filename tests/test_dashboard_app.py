@@ -412,7 +412,7 @@ def test_second_start_while_a_run_is_going_is_refused(tmp_path):
         again, message = manager.start(TrainingRequest(epochs=1), tmp_path, None)
         assert not again and "already in progress" in message
     finally:
-        assert manager.cancel()
+        assert manager.cancel()[0]
     assert manager.status().state == "failed" and "stopped" in manager.status().message
 
 

@@ -12,15 +12,24 @@ then an explicitly set ``BEANGUARD_CHECKPOINT_DIR`` is honoured, so the picture 
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, REPO_ROOT, free_port, open_when_ready, start_server, stop_server, tiny_beans, tiny_checkpoints
+from dashboard_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    REPO_ROOT,
+    free_port,
+    open_when_ready,
+    start_server,
+    stop_server,
+    tiny_beans,
+    tiny_checkpoints,
+    wait_for_bars,
+)
 
 SCREENSHOT = REPO_ROOT / "dashboard" / "screenshot.png"
 PREDICTION = ".st-key-prediction_{name} [data-testid='stMarkdownContainer']"
-BARS = ".st-key-prediction_{name} .js-plotly-plot"
 
 
 def _install_chromium() -> None:
@@ -56,30 +65,6 @@ def _server_environment(base: Path) -> dict[str, str]:
     return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": ""}
 
 
-def _bar_values(page, name: str) -> list[float] | None:
-    """The perturbed probabilities as Plotly holds them in the page (exact, unlike rounded text).
-
-    None while Plotly is still drawing; during a rerun Streamlit may briefly show the old chart
-    next to the new one, so the last one drawn wins.
-    """
-    return page.locator(BARS.format(name=name)).evaluate_all(
-        "plots => plots.map(plot => plot._fullData && plot._fullData[1] ? Array.from(plot._fullData[1].x) : null)"
-        ".filter(Boolean).pop() || null"
-    )
-
-
-def _wait_for_bars(page, differing_from: dict | None = None, timeout: float = 30.0) -> dict:
-    """Both models' perturbed probabilities, once drawn (and, if given, different from before)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        values = {name: _bar_values(page, name) for name in ("baseline", "adversarial")}
-        drawn = all(v is not None for v in values.values())
-        changed = differing_from is None or all(values[name] != differing_from[name] for name in values)
-        if (drawn and changed) or time.monotonic() > deadline:
-            return values
-        page.wait_for_timeout(250)
-
-
 def _full_page_screenshot(page, path: Path) -> None:
     """Streamlit scrolls inside its own containers: grow the viewport to the content, then shoot."""
     height = page.evaluate(
@@ -104,7 +89,7 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
                 open_when_ready(page, f"http://127.0.0.1:{port}", server)
                 for name in ("baseline", "adversarial"):
                     expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:").first).to_be_visible(timeout=90_000)
-                before = _wait_for_bars(page)
+                before = wait_for_bars(page)
                 assert all(values is not None for values in before.values()), "the probability charts were never drawn"
 
                 slider = page.locator(".st-key-epsilon_infinity").get_by_role("slider")
@@ -112,7 +97,7 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
                 for _ in range(4):
                     page.keyboard.press("ArrowRight")  # 8/255 -> 12/255
                 expect(page.get_by_text("FGSM L∞ eps 12/255", exact=False).first).to_be_visible(timeout=30_000)
-                after = _wait_for_bars(page, differing_from=before)  # the bars redraw once the fragment's rerun lands
+                after = wait_for_bars(page, differing_from=before)  # the bars redraw once the fragment's rerun lands
                 for name in ("baseline", "adversarial"):
                     expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:").first).to_be_visible()
                     assert after[name] != before[name], f"the {name} model's perturbed probabilities did not change"
