@@ -132,12 +132,12 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, env: dict[str, str], log_path: Path) -> subprocess.Popen:
+def start_server(port: int, env: dict[str, str], log_path: Path, extra_options: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
     """``streamlit run dashboard/app.py`` on 127.0.0.1:``port``, output to ``log_path``."""
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP_PATH),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
-        "--client.showErrorDetails", "full",
+        "--client.showErrorDetails", "full", *extra_options,
     ]  # fmt: skip
     log = open(log_path, "wb")
     return subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
