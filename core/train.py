@@ -4,6 +4,7 @@ Command line (one clear path, keras-io style)::
 
     python -m core.train --data-dir ../shared/beans            # both models, default config
     python -m core.train --epochs 5 --adversarial-epochs 5 --multiplier 0.5 --adv-norm l2
+    python -m core.train --strategy mirrored --batch-size 64    # all local GPUs, 64 images a step in all
 
 Python (the dashboard drives the same code with its own progress bar)::
 
@@ -16,7 +17,9 @@ import argparse
 import dataclasses
 import datetime as _dt
 import json
+import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -74,15 +77,66 @@ class EpochReport:
 EpochCallback = Callable[[EpochReport], None]
 
 
+class DistributionError(ValueError):
+    """The batch size does not fit the strategy's replicas; the message says what would."""
+
+
+_created_strategies: dict[str, tf.distribute.Strategy] = {}
+
+
 def get_strategy(name: str) -> tf.distribute.Strategy:
-    """TensorFlow's own distribution: one device, all local devices, or workers from TF_CONFIG."""
+    """TensorFlow's own distribution: one device, all local devices, or workers from TF_CONFIG.
+
+    One object per name and process, made on first use: MultiWorkerMirroredStrategy configures the
+    collective ops at startup (so call this before any other TensorFlow op) and cannot be made
+    twice; a second MirroredStrategy reuses the first one's collective instance keys, and its
+    all-reduce fails ("Shape mismatch in the collective instance") when the two train different models.
+    """
     if name == "default":
         return tf.distribute.get_strategy()
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
+    if name not in _created_strategies:
+        if name == "mirrored":
+            _created_strategies[name] = tf.distribute.MirroredStrategy()
+        elif name == "multiworker":
+            _created_strategies[name] = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
+    return _created_strategies[name]
+
+
+def global_batch_size(requested: int, train_size: int, replicas: int) -> int:
+    """The batch all replicas together take per step; each replica gets an equal share of it.
+
+    NSL's random PGD start needs a static batch dimension, so every replica must see the same
+    number of examples: the batch must divide evenly. A training set smaller than the batch
+    shrinks it to the largest multiple of ``replicas`` that fits.
+    """
+    if requested % replicas:
+        choices = sorted({max(replicas, requested - requested % replicas), requested + replicas - requested % replicas})
+        raise DistributionError(
+            f"--batch-size {requested} is the global batch and must split evenly across the {replicas} replicas "
+            f"(NSL's PGD needs the same static batch on every replica); use {' or '.join(map(str, choices))}."
+        )
+    batch = min(requested, train_size - train_size % replicas)
+    if batch < replicas:
+        raise DistributionError(f"{train_size} training images cannot fill one example on each of {replicas} replicas.")
+    return batch
+
+
+def is_chief(task_type: str | None, task_id: int | None, cluster_jobs: list[str] | tuple[str, ...] = ()) -> bool:
+    """Whether this worker writes the checkpoints (Keras' rule): the "chief", else worker 0 when
+    the cluster has no chief; a single process with no cluster is its own chief."""
+    if task_type in (None, "chief"):
+        return True
+    return task_type == "worker" and task_id == 0 and "chief" not in cluster_jobs
+
+
+def strategy_is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """:func:`is_chief` for a strategy; only MultiWorkerMirroredStrategy has other workers."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or strategy.cluster_resolver is None:
+        return True
+    resolver = strategy.cluster_resolver
+    return is_chief(resolver.task_type, resolver.task_id, resolver.cluster_spec().jobs)
 
 
 def augment(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -95,15 +149,42 @@ def augment(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]
     return tf.clip_by_value(images, 0.0, 1.0), labels
 
 
-def training_dataset(split: data.Split, batch_size: int, seed: int, as_dict: bool) -> tf.data.Dataset:
-    """Shuffled, augmented batches; dicts ``{"image", "label"}`` for NSL's wrapper."""
-    dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
-    dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True)
-    # A static batch size: NSL's random PGD start cannot handle an unknown batch dimension.
-    dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(min(batch_size, len(split)), drop_remainder=True)
-    if as_dict:
-        dataset = dataset.map(lambda images, labels: {INPUT_NAME: images, LABEL_NAME: labels})
-    return dataset.prefetch(tf.data.AUTOTUNE)
+def steps_per_epoch(train_size: int, batch_size: int) -> int:
+    """Whole global batches in one pass over the training split (the remainder is dropped)."""
+    return train_size // min(batch_size, train_size)
+
+
+def training_dataset(
+    split: data.Split, batch_size: int, seed: int, as_dict: bool, strategy: tf.distribute.Strategy | None = None
+) -> "tf.data.Dataset | tf.distribute.DistributedDataset":
+    """Shuffled, augmented batches; dicts ``{"image", "label"}`` for NSL's wrapper.
+
+    ``batch_size`` is the global batch. Under a strategy every replica gets its own batches of
+    ``batch_size / replicas`` examples from a dataset built per worker: letting Keras split global
+    batches instead loses the static batch dimension under MultiWorkerMirroredStrategy, and NSL's
+    random PGD start cannot handle an unknown one. Every worker shuffles with the same seed, keeps
+    the same whole number of global batches and reads only its own share of them, so all workers
+    run the same number of steps. With one device this is the plain ``tf.data.Dataset``. It repeats:
+    train ``len(split) // batch_size`` steps an epoch (:func:`steps_per_epoch`).
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+    steps = steps_per_epoch(len(split), batch_size)
+    batch_size = min(batch_size, len(split))
+
+    def per_worker(context: tf.distribute.InputContext) -> tf.data.Dataset:
+        per_replica_batch = context.get_per_replica_batch_size(batch_size)
+        dataset = tf.data.Dataset.from_tensor_slices((split.images, split.labels))
+        dataset = dataset.shuffle(len(split), seed=seed, reshuffle_each_iteration=True).take(steps * batch_size)
+        if context.num_input_pipelines > 1:
+            dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
+        # A static batch size: NSL's random PGD start cannot handle an unknown batch dimension.
+        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(per_replica_batch, drop_remainder=True)
+        dataset = dataset.repeat()  # one pass is exactly one epoch of ``steps``; fit needs steps for distributed data
+        if as_dict:
+            dataset = dataset.map(lambda images, labels: {INPUT_NAME: images, LABEL_NAME: labels})
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    return strategy.distribute_datasets_from_function(per_worker)  # the default strategy: per_worker's dataset
 
 
 class _Reporter(tf.keras.callbacks.Callback):
@@ -115,6 +196,11 @@ class _Reporter(tf.keras.callbacks.Callback):
         self.validation, self.on_epoch = validation, on_epoch
         self.best_accuracy, self.best_weights, self.best_epoch = -1.0, None, 0
         self.reports: list[EpochReport] = []
+        self.replicas = 0
+
+    def on_train_begin(self, logs=None):
+        # What ``fit`` really distributed over: the trained model's own strategy.
+        self.replicas = self.model.distribute_strategy.num_replicas_in_sync
 
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
@@ -148,18 +234,24 @@ def fit_model(
     validation: data.Split,
     on_epoch: EpochCallback | None = None,
     initial_weights: list[np.ndarray] | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> tuple[tf.keras.Model, _Reporter]:
     """Train one model (``kind`` = "baseline" or "adversarial"); return the plain Keras model.
 
     Both kinds share seed and architecture; the adversarial one is trained through
     ``nsl.keras.AdversarialRegularization`` (optionally fine-tuning ``initial_weights``, e.g. the
-    baseline's) and only its base model is returned.
+    baseline's) and only its base model is returned. ``strategy`` defaults to the one
+    ``config.strategy`` names; pass one in to train several models under one strategy object.
+    Model, NSL wrapper, optimizer and metrics are all created in its scope, so their variables
+    are mirrored; ``config.batch_size`` is the global batch, split evenly across the replicas.
     """
     if kind not in checkpoints.MODEL_FILES:
         raise ValueError(f"Unknown model kind {kind!r}.")
+    strategy = strategy or get_strategy(config.strategy)
+    batch_size = global_batch_size(config.batch_size, len(train), strategy.num_replicas_in_sync)
     epochs = config.epochs if kind == "baseline" else config.adversarial_epochs
     tf.keras.utils.set_random_seed(config.seed)
-    with get_strategy(config.strategy).scope():
+    with strategy.scope():
         base_model = build_cnn(config.image_size, num_classes=len(data.CLASS_NAMES), name=kind)
         if initial_weights is not None:
             base_model.set_weights(initial_weights)
@@ -170,8 +262,8 @@ def fit_model(
             metrics=[tf.keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
     reporter = _Reporter(kind, epochs, base_model, validation, on_epoch)
-    batches = training_dataset(train, config.batch_size, config.seed, as_dict=kind == "adversarial")
-    trained.fit(batches, epochs=epochs, callbacks=[reporter], verbose=0)
+    batches = training_dataset(train, batch_size, config.seed, as_dict=kind == "adversarial", strategy=strategy)
+    trained.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch(len(train), batch_size), callbacks=[reporter], verbose=0)
     return base_model, reporter
 
 
@@ -186,16 +278,23 @@ def train_pair(
 
     Nothing is written until both models trained: a failure leaves the old checkpoints in place.
     Returns the metadata written next to the models.
+
+    The strategy is created once, first (MultiWorkerMirroredStrategy must exist before any other
+    TensorFlow op), and both models train under it. With several workers every worker runs this
+    same code in step; only the chief writes to ``output_dir``, the others to a temporary folder
+    they delete, so that workers sharing a file system never race on the checkpoints.
     """
+    strategy = get_strategy(config.strategy)
     started = time.perf_counter()
     train = data.load_split("train", config.image_size, data_dir)
     validation = data.load_split("validation", config.image_size, data_dir)
     load_seconds = time.perf_counter() - started
-    models, timings, selection = {}, {}, {}
+    models, timings, selection, replicas = {}, {}, {}, {}
     for kind in checkpoints.MODEL_FILES:
         kind_started = time.perf_counter()
         start_from = models["baseline"].get_weights() if kind == "adversarial" and config.warm_start else None
-        models[kind], reporter = fit_model(kind, config, train, validation, on_epoch, initial_weights=start_from)
+        models[kind], reporter = fit_model(kind, config, train, validation, on_epoch, initial_weights=start_from, strategy=strategy)
+        replicas[kind] = reporter.replicas
         timings[kind] = {
             "seconds": round(time.perf_counter() - kind_started, 2),
             "seconds_per_epoch": [round(report.seconds, 3) for report in reporter.reports],
@@ -215,6 +314,7 @@ def train_pair(
         },
         "selection": selection,
         "timing": {"data_seconds": round(load_seconds, 2), "total_train_seconds": round(train_seconds, 2), **timings},
+        "distribution": distribution_summary(strategy, config, len(train), replicas),
     }
     if evaluate:
         from core.evaluate import evaluate_pair
@@ -222,8 +322,37 @@ def train_pair(
         test = data.load_split("test", config.image_size, data_dir)
         metadata["data"]["test_fingerprint"] = data.fingerprint(test)
         metadata["evaluation"] = evaluate_pair(models["baseline"], models["adversarial"], test)
-    checkpoints.save_pair(models["baseline"], models["adversarial"], metadata, output_dir)
+    if strategy_is_chief(strategy):
+        checkpoints.save_pair(models["baseline"], models["adversarial"], metadata, output_dir)
+    else:
+        scratch = tempfile.mkdtemp(prefix="beanguard-worker-")
+        try:
+            checkpoints.save_pair(models["baseline"], models["adversarial"], metadata, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return metadata
+
+
+def distribution_summary(
+    strategy: tf.distribute.Strategy, config: TrainConfig, train_size: int, replicas_by_model: dict[str, int]
+) -> dict[str, Any]:
+    """What the metadata says about how training was spread: strategy, replicas, batch shares."""
+    replicas = strategy.num_replicas_in_sync
+    batch = global_batch_size(config.batch_size, train_size, replicas)
+    workers = 1
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.cluster_resolver is not None:
+        jobs = strategy.cluster_resolver.cluster_spec().as_dict()
+        workers = max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
+    return {
+        "strategy": config.strategy,
+        "strategy_class": type(strategy).__name__,
+        "replicas": replicas,
+        "replicas_by_model": replicas_by_model,
+        "workers": workers,
+        "global_batch_size": batch,
+        "per_replica_batch_size": batch // replicas,
+        "chief": strategy_is_chief(strategy),
+    }
 
 
 class ProgressLog:
@@ -250,7 +379,11 @@ def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Nam
     for item in dataclasses.fields(TrainConfig):
         flag = "--" + item.name.replace("_", "-")
         if item.name == "strategy":
-            parser.add_argument(flag, choices=STRATEGIES, default=defaults.strategy)
+            parser.add_argument(
+                flag, choices=STRATEGIES, default=defaults.strategy,
+                help="tf.distribute: one device, MirroredStrategy over local devices, or MultiWorkerMirroredStrategy "
+                "from $TF_CONFIG; --batch-size is the global batch, split evenly across replicas",
+            )
         elif item.name == "warm_start":
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=defaults.warm_start)
         elif item.name == "adv_norm":
@@ -286,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     log.write({"event": "start", "config": dataclasses.asdict(config)})
     try:
         metadata = train_pair(config, args.data_dir, args.output_dir, on_epoch=show, evaluate=not args.no_evaluate)
-    except data.DataError as error:
+    except (data.DataError, DistributionError) as error:
         log.write({"event": "error", "message": str(error)})
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -294,10 +427,11 @@ def main(argv: list[str] | None = None) -> int:
         log.write({"event": "error", "message": f"{type(error).__name__}: {error}"})
         raise
     log.write({"event": "done", "timing": metadata["timing"]})
-    timing = metadata["timing"]
+    timing, distribution = metadata["timing"], metadata["distribution"]
+    saved = f"saved to {checkpoints.checkpoint_dir(args.output_dir)}" if distribution["chief"] else "the chief saves the checkpoints"
     print(
         f"Trained in {timing['total_train_seconds']:.1f} s (baseline {timing['baseline']['seconds']:.1f} s, "
-        f"adversarial {timing['adversarial']['seconds']:.1f} s); saved to {checkpoints.checkpoint_dir(args.output_dir)}"
+        f"adversarial {timing['adversarial']['seconds']:.1f} s) on {distribution['replicas']} replica(s); {saved}"
     )
     if "evaluation" in metadata:
         from core.evaluate import format_table
