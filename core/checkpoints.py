@@ -3,10 +3,19 @@
 Why atomic: the dashboard may be reading ``checkpoints/`` while a retraining run writes to it, and
 a process can die mid-save. Every file is written to a temporary name in the same folder and
 then ``os.replace``-d over the old one, so a reader sees either the old file or the new one.
+
+Why digests: atomic files are not an atomic *pair*. ``save_pair`` replaces baseline.keras, then
+adversarial.keras, then writes metadata.json last, recording the SHA-256 of each model file in
+``metadata["files"]``. ``load_pair`` reads the metadata first, hashes the exact bytes it loads
+and raises :class:`CheckpointMismatch` when they are not the files the metadata names (a save in
+progress, or files copied from different runs). Metadata without ``"files"`` (checkpoints from
+before this check) loads unchecked; ``save_pair`` records the digests of such a pair before
+replacing it, so a reader never mixes the old pair with the new one.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -20,11 +29,18 @@ DEFAULT_DIR = Path(__file__).resolve().parent.parent / "checkpoints"
 CHECKPOINT_DIR_ENV = "BEANGUARD_CHECKPOINT_DIR"
 MODEL_FILES = {"baseline": "baseline.keras", "adversarial": "adversarial.keras"}
 METADATA_FILE = "metadata.json"
+FILES_KEY = "files"  # metadata["files"] = {"baseline.keras": "<sha256 hex>", "adversarial.keras": ...}
 TRAIN_HINT = "Train them with `python -m core.train` (or from the dashboard sidebar)."
+RETRAIN_HINT = "Retrain with `python -m core.train` (or from the dashboard sidebar)."
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing or unreadable; the message names the file and how to fix it."""
+
+
+class CheckpointMismatch(CheckpointError):
+    """The model files are readable but are not the ones metadata.json names: a save is in
+    progress (metadata.json is written last), or the files come from different training runs."""
 
 
 @dataclass(frozen=True)
@@ -52,9 +68,17 @@ def _temporary_sibling(path: Path) -> Path:
     return Path(name)
 
 
-def save_model_atomic(model: tf.keras.Model, path: str | os.PathLike) -> Path:
-    """Save ``model`` (without optimizer state) to ``path`` so that a crash keeps the old file."""
-    path = Path(path)
+def sha256_digest(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-256 (hex) of a file's bytes, as recorded in ``metadata["files"]``."""
+    return sha256_digest(Path(path).read_bytes())
+
+
+def _save_model_with_digest(model: tf.keras.Model, path: Path) -> str:
+    """Save atomically; return the digest of exactly the bytes that were renamed into place."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = _temporary_sibling(path)
     inference_copy = tf.keras.models.clone_model(model)  # uncompiled: no optimizer state in the file
@@ -62,10 +86,18 @@ def save_model_atomic(model: tf.keras.Model, path: str | os.PathLike) -> Path:
     try:
         inference_copy.save(temporary)
         with open(temporary, "rb") as written:
+            digest = sha256_digest(written.read())
             os.fsync(written.fileno())
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+    return digest
+
+
+def save_model_atomic(model: tf.keras.Model, path: str | os.PathLike) -> Path:
+    """Save ``model`` (without optimizer state) to ``path`` so that a crash keeps the old file."""
+    path = Path(path)
+    _save_model_with_digest(model, path)
     return path
 
 
@@ -86,43 +118,96 @@ def write_json_atomic(data: dict[str, Any], path: str | os.PathLike) -> Path:
     return path
 
 
+def _record_digests_of_unchecked_pair(folder: Path) -> None:
+    """Before replacing a pair whose metadata has no digests, write them (the pair as it is now),
+    so a reader that loads while the new files arrive sees a mismatch instead of a silent mix."""
+    paths = [folder / name for name in MODEL_FILES.values()]
+    if not all(path.is_file() for path in paths):
+        return
+    try:
+        metadata = load_metadata(folder)
+    except CheckpointError:
+        return  # unreadable metadata does not load anyway; it is about to be replaced
+    if FILES_KEY in metadata:
+        return
+    write_json_atomic({**metadata, FILES_KEY: {path.name: file_digest(path) for path in paths}}, folder / METADATA_FILE)
+
+
 def save_pair(
     baseline: tf.keras.Model, adversarial: tf.keras.Model, metadata: dict[str, Any], directory: str | os.PathLike | None = None
 ) -> Path:
-    """Write both models, then the metadata last: a new ``metadata.json`` marks a complete pair."""
+    """Write both models, then the metadata last, with the SHA-256 of each model file in
+    ``metadata["files"]``: a new ``metadata.json`` marks a complete pair, and a reader can tell
+    exactly whether the model files on disk are the ones it names. ``metadata`` gets the same
+    ``"files"`` entry, so the caller's dict is what was written."""
     folder = checkpoint_dir(directory)
-    save_model_atomic(baseline, folder / MODEL_FILES["baseline"])
-    save_model_atomic(adversarial, folder / MODEL_FILES["adversarial"])
+    _record_digests_of_unchecked_pair(folder)
+    metadata[FILES_KEY] = {
+        MODEL_FILES["baseline"]: _save_model_with_digest(baseline, folder / MODEL_FILES["baseline"]),
+        MODEL_FILES["adversarial"]: _save_model_with_digest(adversarial, folder / MODEL_FILES["adversarial"]),
+    }
     write_json_atomic(metadata, folder / METADATA_FILE)
     return folder
+
+
+def _read_model_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"Checkpoint {path} is missing. {TRAIN_HINT}") from None
+    except OSError as error:
+        raise CheckpointError(f"Checkpoint {path} is unreadable ({error}). {RETRAIN_HINT}") from error
+
+
+def _load_model_bytes(content: bytes, path: Path) -> tf.keras.Model:
+    """Load exactly ``content`` (the bytes that were hashed), not whatever ``path`` holds by now."""
+    with tempfile.TemporaryDirectory(prefix="beanguard-load-") as scratch:
+        private = Path(scratch) / path.name  # Keras picks the format from the suffix
+        private.write_bytes(content)
+        try:
+            return tf.keras.models.load_model(private, compile=False)
+        except Exception as error:  # zip, h5py and Keras raise many unrelated types for a bad file
+            raise CheckpointError(
+                f"Checkpoint {path} is damaged or not a Keras model ({type(error).__name__}). {RETRAIN_HINT}"
+            ) from error
 
 
 def load_model(path: str | os.PathLike) -> tf.keras.Model:
     """Load a plain Keras model for inference, or raise :class:`CheckpointError` saying why."""
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"Checkpoint {path} is missing. {TRAIN_HINT}")
+    return _load_model_bytes(_read_model_bytes(path), path)
+
+
+def _parse_metadata(content: bytes, path: Path) -> dict[str, Any]:
     try:
-        return tf.keras.models.load_model(path, compile=False)
-    except Exception as error:  # zip, h5py and Keras raise many unrelated types for a bad file
-        raise CheckpointError(
-            f"Checkpoint {path} is damaged or not a Keras model ({type(error).__name__}). {TRAIN_HINT}"
-        ) from error
+        metadata = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"Metadata {path} is unreadable ({error}). {RETRAIN_HINT}") from error
+    files = metadata.get(FILES_KEY, {}) if isinstance(metadata, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(value, str) for value in files.values()):
+        raise CheckpointError(f"Metadata {path} is not a checkpoint description (unexpected JSON structure). {RETRAIN_HINT}")
+    return metadata
+
+
+def _read_metadata(folder: Path) -> tuple[dict[str, Any], bytes]:
+    path = folder / METADATA_FILE
+    try:
+        content = path.read_bytes()
+    except FileNotFoundError:
+        return {}, b""
+    except OSError as error:
+        raise CheckpointError(f"Metadata {path} is unreadable ({error}). {RETRAIN_HINT}") from error
+    return _parse_metadata(content, path), content
 
 
 def load_metadata(directory: str | os.PathLike | None = None) -> dict[str, Any]:
-    """The training config, data fingerprint, timings and evaluation table; {} if none."""
-    path = checkpoint_dir(directory) / METADATA_FILE
-    if not path.is_file():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"Metadata {path} is unreadable ({error}). {TRAIN_HINT}") from error
+    """The training config, data fingerprint, timings, evaluation table and file digests; {} if none."""
+    return _read_metadata(checkpoint_dir(directory))[0]
 
 
 def pair_version(directory: str | os.PathLike | None = None) -> str:
-    """A cheap token that changes whenever a checkpoint file is replaced (for caches)."""
+    """A cheap token that changes whenever a checkpoint file is replaced (the dashboard's cache key
+    for loading; ``ModelPair.version`` is the digest of what was actually loaded)."""
     folder = checkpoint_dir(directory)
     parts = []
     for name in (*MODEL_FILES.values(), METADATA_FILE):
@@ -135,12 +220,29 @@ def pair_version(directory: str | os.PathLike | None = None) -> str:
 
 
 def load_pair(directory: str | os.PathLike | None = None) -> ModelPair:
-    """Load both shipped models and the metadata from ``directory``."""
+    """Load both models and the metadata from ``directory``, and check that they belong together.
+
+    The metadata is read first (it is written last); each model file is read once, hashed, and
+    loaded from those same bytes. Raises :class:`CheckpointMismatch` when a file loads but is not
+    the one ``metadata["files"]`` names, and :class:`CheckpointError` (naming the file) when a file
+    is missing or damaged. ``version`` is a digest of exactly the bytes loaded (for caches).
+    """
     folder = checkpoint_dir(directory)
-    version = pair_version(folder)
-    return ModelPair(
-        baseline=load_model(folder / MODEL_FILES["baseline"]),
-        adversarial=load_model(folder / MODEL_FILES["adversarial"]),
-        metadata=load_metadata(folder),
-        version=version,
-    )
+    metadata, metadata_bytes = _read_metadata(folder)
+    expected = metadata.get(FILES_KEY, {})
+    models, mismatched, digests = {}, [], [sha256_digest(metadata_bytes)]
+    for kind, name in MODEL_FILES.items():
+        path = folder / name
+        content = _read_model_bytes(path)
+        models[kind] = _load_model_bytes(content, path)  # damaged beats mismatched: it needs a retrain
+        digests.append(sha256_digest(content))
+        if name in expected and digests[-1] != expected[name]:
+            mismatched.append(name)
+    if mismatched:
+        raise CheckpointMismatch(
+            f"{' and '.join(mismatched)} in {folder}: not what {METADATA_FILE} describes. Either a save is in "
+            f"progress ({METADATA_FILE} is written last) or the files come from different training runs. "
+            f"If this persists, retrain with `python -m core.train` (or from the dashboard sidebar)."
+        )
+    version = "sha256:" + sha256_digest(" ".join(digests).encode())
+    return ModelPair(baseline=models["baseline"], adversarial=models["adversarial"], metadata=metadata, version=version)

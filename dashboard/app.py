@@ -23,7 +23,6 @@ from core import checkpoints, data  # noqa: E402
 
 from dashboard import resources  # noqa: E402
 from dashboard.panels import live_attack  # noqa: E402
-from dashboard.retraining import shared_manager  # noqa: E402
 from dashboard.sidebar import pick_image, retrain_section  # noqa: E402
 
 INTRO = (
@@ -48,7 +47,10 @@ def render_main(folder: Path, data_dir: Path | None) -> int | None:
     """Everything except retraining; returns the models' input size, or None (with a message)
     when the models are missing or broken."""
     try:
-        pair = resources.current_models(folder, hold_back=shared_manager().status().running)
+        pair = resources.current_models(folder)
+    except checkpoints.CheckpointMismatch as error:
+        st.info(f"New models are being saved; reload the page in a few seconds. ({error})")
+        return None
     except checkpoints.CheckpointError as error:
         if all(not (folder / name).exists() for name in checkpoints.MODEL_FILES.values()):
             st.warning(

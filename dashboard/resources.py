@@ -2,6 +2,8 @@
 
 - Models: ``st.cache_resource`` keyed on ``core.checkpoints.pair_version`` — replacing a checkpoint
   file (a retraining run) changes the key, so every session loads the new pair on its next rerun.
+  While a save is in progress ``load_pair`` raises ``CheckpointMismatch`` (the files are checked
+  against the digests in metadata.json, which is written last) and a session keeps its pair.
 - Test split and uploads: ``st.cache_data`` (plain arrays, safe to copy).
 - One slider position: ``st.cache_data`` on (models, image, settings), shared by every session, so a
   class all looking at the default image pays for it once.
@@ -13,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,6 @@ from core.data import Split, load_split, resolve_data_dir
 
 from dashboard.analysis import AttackSettings, Interaction, run_interaction, warm_up
 from dashboard.uploads import UploadResult, decode_upload
-
-SETTLE_SECONDS = 120  # a model file newer than metadata.json and younger than this = a save in progress
 
 
 def command_line_data_dir(argv: list[str] | None = None) -> str | None:
@@ -42,17 +41,6 @@ def data_dir_setting() -> Path | None:
     return resolve_data_dir(command_line_data_dir())
 
 
-def _mid_save(folder: Path) -> bool:
-    """True while a writer has replaced a model file but not yet ``metadata.json`` (written last)."""
-    try:
-        metadata_time = (folder / checkpoints.METADATA_FILE).stat().st_mtime_ns
-        model_times = [(folder / name).stat().st_mtime_ns for name in checkpoints.MODEL_FILES.values()]
-    except FileNotFoundError:
-        return False
-    newest = max(model_times)
-    return newest > metadata_time and time.time() - newest / 1e9 < SETTLE_SECONDS
-
-
 @st.cache_resource(max_entries=2, show_spinner="Loading the two models…")
 def load_models(directory: str, version: str) -> checkpoints.ModelPair:
     """Load and warm up the pair; ``version`` is only the cache key (it changes with the files)."""
@@ -61,17 +49,21 @@ def load_models(directory: str, version: str) -> checkpoints.ModelPair:
     return pair
 
 
-def current_models(folder: Path, hold_back: bool = False) -> checkpoints.ModelPair:
+def current_models(folder: Path) -> checkpoints.ModelPair:
     """The pair to use on this rerun; raises :class:`core.checkpoints.CheckpointError`.
 
-    While a save is in progress (``hold_back``, or a model file newer than the metadata) a session
-    keeps the pair it already had instead of loading a half-written mix of old and new.
+    While a save is in progress (``CheckpointMismatch``: model files that are not the ones
+    metadata.json names) a session keeps the pair it already had; the next rerun after
+    metadata.json is written loads the new one.
     """
     version = checkpoints.pair_version(folder)
-    previous = st.session_state.get("pair_version")
-    if previous is not None and previous != version and (hold_back or _mid_save(folder)):
-        version = previous
-    pair = load_models(str(folder), version)
+    try:
+        pair = load_models(str(folder), version)
+    except checkpoints.CheckpointMismatch:
+        previous = st.session_state.get("pair_version")
+        if previous is None or previous == version:
+            raise
+        return load_models(str(folder), previous)  # cached; raises the mismatch again if evicted
     st.session_state["pair_version"] = version
     return pair
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -136,6 +137,33 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
+def _checkpoint_files(folder: Path) -> dict[str, tuple[int, int, int]]:
+    """The checkpoint folder's files (inode, size, mtime), hidden temporaries aside: comparing this
+    before and after a run tells exactly whether the run replaced any of them."""
+    try:
+        files = [path for path in folder.iterdir() if not path.name.startswith(".")]
+        return {path.name: (info.st_ino, info.st_size, info.st_mtime_ns) for path in files for info in [path.stat()]}
+    except OSError:
+        return {}
+
+
+def _after_failure(before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]]) -> str:
+    """What a failed run left behind, for the end of its message."""
+    if before == after:
+        return "; the previous models are still in use." if before else "; no models were saved."
+    return (
+        " after it had started replacing the checkpoint files: open pages keep the models they have until "
+        "a complete new pair is saved; if the page says the files do not belong together, retrain."
+    )
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
 def _summarize_error(message: str) -> str:
     """A long TensorFlow error as its first and last meaningful lines."""
     lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
@@ -152,6 +180,8 @@ class TrainingManager:
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self._folder: Path | None = None
+        self._output_dir: Path | None = None
+        self._checkpoints_before: dict[str, tuple[int, int, int]] = {}
         self._cancelled = False
         self._status = TrainingStatus()
 
@@ -169,6 +199,7 @@ class TrainingManager:
             ]  # fmt: skip
             if data_dir is not None:
                 command += ["--data-dir", str(data_dir)]
+            checkpoints_before = _checkpoint_files(Path(output_dir))
             with open(folder / "stdout.log", "wb") as stdout, open(folder / "stderr.log", "wb") as stderr:
                 try:
                     process = subprocess.Popen(
@@ -183,6 +214,7 @@ class TrainingManager:
                 except OSError as error:
                     return False, f"Could not start `{' '.join(command[:3])}`: {error}."
             self._process, self._folder, self._cancelled = process, folder, False
+            self._output_dir, self._checkpoints_before = Path(output_dir), checkpoints_before
             self._status = TrainingStatus(
                 run_id=self._status.run_id + 1, state="running", request=request, started_at=time.time(), command=tuple(command)
             )
@@ -240,13 +272,17 @@ class TrainingManager:
         else:
             state, tail = "failed", _tail(self._folder / "stderr.log")
             if self._cancelled:
-                message = "The run was stopped by the teacher; the previous models are still in use."
+                message = "The run was stopped by the teacher"
             elif errors:
                 message = f"Training failed: {_summarize_error(errors[-1])}"
+            elif returncode < 0:
+                message = f"Training was killed by {_signal_name(-returncode)} (exit code {returncode})"
             elif returncode != 0:
                 message = f"Training exited with code {returncode}: {_summarize_error(tail) if tail else 'no error output'}"
             else:
-                message = "Training ended without reporting that it finished; the previous models are still in use."
+                message = "Training ended without reporting that it finished"
+            after = _checkpoint_files(self._output_dir) if self._output_dir is not None else {}
+            message = message.rstrip(". ") + _after_failure(self._checkpoints_before, after)
         self._status = replace(self._status, state=state, epochs=epochs, finished_at=time.time(), message=message, log_tail=tail)
         self._process = None
 

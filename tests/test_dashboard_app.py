@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
@@ -311,21 +310,6 @@ def test_corrupt_checkpoint_is_named_in_an_error(app, own_checkpoints):
     app.run()
     assert_page_ok(app)
     assert any("adversarial.keras" in e.value for e in app.error)
-
-
-def test_a_session_keeps_its_models_while_a_new_pair_is_half_written(app, own_checkpoints):
-    app.run()
-    version = app.session_state["pair_version"]
-    replacement = own_checkpoints / "incoming.keras"
-    shutil.copy(own_checkpoints / "adversarial.keras", replacement)
-    os.replace(replacement, own_checkpoints / "baseline.keras")  # a new baseline, the metadata not yet
-    app.run()
-    assert app.session_state["pair_version"] == version
-    metadata = own_checkpoints / "metadata.json"
-    metadata.write_text(metadata.read_text())  # metadata.json is written last: the pair is complete
-    app.run()
-    assert_page_ok(app)
-    assert app.session_state["pair_version"] != version
 
 
 def test_missing_data_folder_shows_core_data_error(app, environment, tmp_path):

@@ -1,0 +1,298 @@
+"""Fault injection: training killed or crashing at a random epoch, damaged checkpoint files, and a
+session reading the folder while a new pair is being saved.
+
+Everything is real: tiny checkpoints trained by ``python -m core.train`` (32 px, shared with the
+dashboard tests), training subprocesses started through ``dashboard.retraining.TrainingManager``,
+files changed on disk, and the app driven through Streamlit's AppTest. The random epochs come from
+a seeded generator (``BEANGUARD_FAULT_SEED``, default 0) and are printed, so a failure can be
+replayed with the same epoch.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import random
+import shutil
+import signal
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from dashboard_helpers import APP_PATH, REPO_ROOT, TINY_IMAGE_SIZE, tiny_beans, tiny_checkpoints
+from streamlit import config as streamlit_config
+from streamlit.testing.v1 import AppTest
+
+import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
+from core import checkpoints
+from dashboard import retraining, sidebar
+from dashboard.retraining import TrainingManager, TrainingRequest
+
+PASSCODE = "bean-teacher-42"
+SEED = int(os.environ.get("BEANGUARD_FAULT_SEED", "0"))
+FILES = (*checkpoints.MODEL_FILES.values(), checkpoints.METADATA_FILE)
+
+
+def fault_epoch(test_name: str, first: int, last: int) -> int:
+    """A reproducible 'random' epoch in [first, last] for this test, printed for the record."""
+    epoch = random.Random(f"{SEED}:{test_name}").randint(first, last)
+    print(f"\n{test_name}: fault at epoch {epoch} (seed {SEED}, epochs {first}..{last})")
+    return epoch
+
+
+# --- fixtures --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def beans_dir(tmp_path_factory) -> Path:
+    return tiny_beans(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def checkpoints_dir(tmp_path_factory) -> Path:
+    return tiny_checkpoints(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def folder(checkpoints_dir, tmp_path) -> Path:
+    """A private copy of the three checkpoint files (nothing else), for tests that change them."""
+    copy = tmp_path / "checkpoints"
+    copy.mkdir()
+    for name in FILES:
+        shutil.copy2(checkpoints_dir / name, copy / name)
+    return copy
+
+
+@pytest.fixture
+def environment(monkeypatch, beans_dir, folder):
+    streamlit_config.set_option("client.showErrorDetails", "full")
+    monkeypatch.setenv("BEANS_DATA_DIR", str(beans_dir))
+    monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(folder))
+    monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
+    return monkeypatch
+
+
+@pytest.fixture
+def app(environment) -> AppTest:
+    return AppTest.from_file(str(APP_PATH), default_timeout=60)
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file in the folder, hidden temporaries included, with its bytes."""
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+def pid_running(command: tuple[str, ...], timeout: float = 10.0) -> int:
+    """The pid of the process whose command line is exactly ``command`` (what the manager started).
+
+    Right after ``exec`` Linux may briefly show an empty command line, hence the retries.
+    """
+    wanted = "\0".join(command).encode() + b"\0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if (entry / "cmdline").read_bytes() == wanted:
+                        return int(entry.name)
+                except OSError:
+                    continue
+        time.sleep(0.01)
+    raise AssertionError(f"no running process {' '.join(command)}")
+
+
+def _values(encoded) -> np.ndarray:
+    if isinstance(encoded, dict):
+        return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
+    return np.asarray(encoded, dtype=float)
+
+
+def probabilities(at: AppTest) -> dict[str, dict[str, np.ndarray]]:
+    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts."""
+    figures = [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
+    bars = [f for f in figures if [trace.get("name") for trace in f["data"]] == ["clean", "perturbed"]]
+    assert len(bars) == 2, f"expected one bar chart per model, found {len(bars)}"
+    return {name: {trace["name"]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
+
+
+def assert_quiet(at: AppTest) -> None:
+    """No exception, error or warning, and no 'being saved' notice."""
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert not at.warning, [w.value for w in at.warning]
+    assert not any("being saved" in i.value for i in at.info), [i.value for i in at.info]
+
+
+def reversed_classes(model):
+    """The same network with its three outputs in reverse order: a new 'version' that is easy to recognize."""
+    weights = model.get_weights()
+    weights[-2], weights[-1] = weights[-2][:, ::-1], weights[-1][::-1]  # last Dense: kernel and bias
+    model.set_weights(weights)
+    return model
+
+
+# --- 1. training killed at a random epoch ----------------------------------------------------------
+
+
+def test_training_killed_at_a_random_epoch_keeps_the_old_checkpoints(folder, beans_dir):
+    request = TrainingRequest(epochs=4, image_size=TINY_IMAGE_SIZE, pgd_iterations=2)
+    # Not the last two epochs: after the last one the run saves at once, and a kill there is a
+    # kill mid-save (which the swap-safety tests cover); two epochs leave time to deliver the signal.
+    kill_at = fault_epoch("killed", 1, request.total_epochs - 2)
+    before = snapshot(folder)
+    manager = TrainingManager()
+    started, message = manager.start(request, folder, beans_dir)
+    assert started, message
+    pid = pid_running(manager.status().command)
+    deadline = time.monotonic() + 120
+    while len(manager.status().epochs) < kill_at:
+        assert manager.status().running, manager.status().log_tail
+        assert time.monotonic() < deadline, "training never reached the epoch"
+        time.sleep(0.01)
+    os.kill(pid, signal.SIGKILL)
+    status = manager.wait(timeout=30, poll_seconds=0.05)
+
+    reached = len(status.epochs)
+    assert kill_at <= reached < request.total_epochs, f"killed after epoch {reached}, wanted {kill_at}"
+    assert status.state == "failed"
+    assert "killed by SIGKILL" in status.message and "exit code -9" in status.message, status.message
+    assert "previous models are still in use" in status.message, status.message
+    assert snapshot(folder) == before, "checkpoint files changed or temporaries were left behind"
+    pair = checkpoints.load_pair(folder)  # and they still load, digests checked
+    assert pair.metadata["files"]
+
+
+def test_a_run_killed_after_replacing_a_checkpoint_file_does_not_claim_the_old_models_are_intact(folder):
+    script = (
+        "import os, shutil, signal, sys\n"
+        "out = sys.argv[sys.argv.index('--output-dir') + 1]\n"
+        "shutil.copy(os.path.join(out, 'adversarial.keras'), os.path.join(out, '.incoming.keras'))\n"
+        "os.replace(os.path.join(out, '.incoming.keras'), os.path.join(out, 'baseline.keras'))\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )  # a stand-in for core.train killed between save_pair's first and last file
+    manager = TrainingManager([sys.executable, "-c", script])
+    assert manager.start(TrainingRequest(epochs=1), folder, None)[0]
+    status = manager.wait(timeout=30, poll_seconds=0.05)
+    assert status.state == "failed" and "killed by SIGKILL" in status.message, status.message
+    assert "previous models are still in use" not in status.message
+    assert "started replacing the checkpoint files" in status.message and "retrain" in status.message
+
+
+# --- 2. an exception inside training at a random epoch ---------------------------------------------
+
+
+def failing_trainer(path: Path, fail_at: int) -> list[str]:
+    """``python -m core.train``, with the per-epoch callback raising after epoch ``fail_at``."""
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            import sys
+            sys.path.insert(0, {str(REPO_ROOT)!r})
+            import core.train
+
+            train_pair, seen = core.train.train_pair, []
+
+            def with_fault(*args, on_epoch=None, **kwargs):
+                def report(epoch_report):
+                    on_epoch(epoch_report)
+                    seen.append(epoch_report)
+                    if len(seen) == {fail_at}:
+                        raise RuntimeError("injected fault at epoch {fail_at}")
+                return train_pair(*args, on_epoch=report, **kwargs)
+
+            core.train.train_pair = with_fault
+            raise SystemExit(core.train.main(sys.argv[1:]))
+            """
+        )
+    )
+    return [sys.executable, str(path)]
+
+
+def test_exception_at_a_random_epoch_keeps_the_old_models_and_the_page_says_why(app, environment, folder, tmp_path):
+    epochs = 2
+    fail_at = fault_epoch("exception", 1, 2 * epochs)
+    manager = TrainingManager(failing_trainer(tmp_path / "failing_train.py", fail_at))
+    for module in (retraining, sidebar):  # the page's shared manager runs the faulty trainer
+        environment.setattr(module, "shared_manager", lambda: manager)
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    before = snapshot(folder)
+    app.run()
+    shown = probabilities(app)
+    app.number_input(key="train_epochs").set_value(epochs)
+    app.select_slider(key="train_iterations").set_value(2)
+    app.text_input(key="train_passcode").input(PASSCODE)
+    app.button(key="train_start").click().run()
+    assert any("Retraining started" in s.value for s in app.success)
+
+    status = manager.wait(timeout=120, poll_seconds=0.2)
+    assert status.state == "failed" and len(status.epochs) == fail_at, (status.message, status.log_tail)
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    errors = [e.value for e in app.error]
+    assert any(f"RuntimeError: injected fault at epoch {fail_at}" in e and "previous models are still in use" in e for e in errors), errors
+    assert snapshot(folder) == before
+    np.testing.assert_array_equal(probabilities(app)["baseline"]["clean"], shown["baseline"]["clean"])
+
+
+# --- 3. damaged files on disk ----------------------------------------------------------------------
+
+
+def test_truncated_model_file_is_named_with_how_to_retrain(app, folder):
+    path = folder / "adversarial.keras"
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    errors = [e.value for e in app.error]
+    assert any("adversarial.keras" in e and "damaged" in e and "python -m core.train" in e for e in errors), errors
+
+
+def test_garbage_metadata_is_named_with_how_to_retrain(app, folder):
+    (folder / "metadata.json").write_bytes(b"\x00\x17{not json at all")
+    app.run()
+    assert not app.exception, [e.value for e in app.exception]
+    errors = [e.value for e in app.error]
+    assert any("metadata.json" in e and "python -m core.train" in e for e in errors), errors
+
+
+# --- 4. a session during a save --------------------------------------------------------------------
+
+
+def test_a_session_serves_its_pair_until_the_new_metadata_is_written(app, folder, tmp_path):
+    app.run()
+    assert_quiet(app)
+    v1 = probabilities(app)
+    staged = tmp_path / "staged"  # v2, written by the real writer; then replayed in save_pair's order
+    old = checkpoints.load_pair(folder)
+    checkpoints.save_pair(reversed_classes(old.baseline), reversed_classes(old.adversarial), {**old.metadata, "trained_at": "v2"}, staged)
+
+    for name in checkpoints.MODEL_FILES.values():  # new baseline (then adversarial), old metadata.json
+        os.replace(staged / name, folder / name)
+        app.run()
+        assert_quiet(app)
+        for model in ("baseline", "adversarial"):
+            for kind in ("clean", "perturbed"):
+                np.testing.assert_array_equal(probabilities(app)[model][kind], v1[model][kind], err_msg=f"after {name}: {model} {kind}")
+        assert not any("Models trained v2" in c.value for c in app.caption)
+
+    os.replace(staged / checkpoints.METADATA_FILE, folder / checkpoints.METADATA_FILE)  # the pair is complete
+    app.run()
+    assert_quiet(app)
+    assert any("Models trained v2" in c.value for c in app.caption)
+    v2 = probabilities(app)
+    for model in ("baseline", "adversarial"):
+        np.testing.assert_allclose(v2[model]["clean"], v1[model]["clean"][::-1], atol=0.05)
+
+
+def test_a_new_session_during_a_save_is_told_to_wait_not_shown_an_error(app, folder):
+    shutil.copy(folder / "adversarial.keras", folder / "incoming.keras")
+    os.replace(folder / "incoming.keras", folder / "baseline.keras")  # loads fine, but not the file metadata.json names
+    app.run()
+    assert not app.exception and not app.error, [e.value for e in [*app.exception, *app.error]]
+    assert any("being saved" in i.value for i in app.info), [i.value for i in app.info]
