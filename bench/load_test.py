@@ -96,7 +96,10 @@ async def student(number: int, port: int, deadline: float, room: Classroom, seed
                 seconds = await _act(session, action, rng)
             except asyncio.TimeoutError:
                 room.waits.append(Wait(number, action, sent_at, None))
-                room.errors.append(f"student {number}: no update {WAIT_TIMEOUT_S:.0f} s after a {action} change at {sent_at:.0f} s")
+                room.errors.append(
+                    f"student {number}: no update {WAIT_TIMEOUT_S:.0f} s after a {action} change at {sent_at:.0f} s; "
+                    f"last messages: {' | '.join(session.recent[-8:])}"
+                )
                 continue
             except Exception as error:  # noqa: BLE001
                 room.errors.append(f"student {number}: {action} change at {sent_at:.0f} s failed ({type(error).__name__}: {error})")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,6 +31,7 @@ PASSCODE_SECRET = "teacher_passcode"
 PASSCODE_ENV = "BEANGUARD_TEACHER_PASSCODE"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 12
+TRAINING_NICENESS = 10  # scheduler weight ~1/10 of the server's when both want the CPU
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,7 @@ class TrainingManager:
         self._checkpoints_before: dict[str, tuple[int, int, int]] = {}
         self._cancelled = False
         self._status = TrainingStatus()
+        self._events_size, self._cached_events, self._epochs = -1, [], ()
 
     def start(self, request: TrainingRequest, output_dir: Path, data_dir: Path | None) -> tuple[bool, str]:
         """Launch a run writing to ``output_dir``; refuse (False, why) while another one runs."""
@@ -212,8 +215,11 @@ class TrainingManager:
                         start_new_session=True,  # a Ctrl-C in the server's terminal does not kill it half-way
                     )
                 except OSError as error:
+                    shutil.rmtree(folder, ignore_errors=True)
                     return False, f"Could not start `{' '.join(command[:3])}`: {error}."
+            _lower_priority(process.pid)
             self._process, self._folder, self._cancelled = process, folder, False
+            self._events_size, self._epochs = -1, ()
             self._output_dir, self._checkpoints_before = Path(output_dir), checkpoints_before
             self._status = TrainingStatus(
                 run_id=self._status.run_id + 1, state="running", request=request, started_at=time.time(), command=tuple(command)
@@ -255,13 +261,9 @@ class TrainingManager:
         """Fold the progress file and the exit code into ``self._status`` (caller holds the lock)."""
         if self._process is None or self._folder is None or not self._status.running:
             return
-        events = _read_events(self._folder / "progress.jsonl")
-        epochs = tuple(
-            EpochRecord(e["model"], int(e["epoch"]), int(e["epochs"]), float(e.get("seconds", 0.0)), dict(e.get("metrics", {})))
-            for e in events
-            if e.get("event") == "epoch"
-        )
-        returncode = self._process.poll()
+        returncode = self._process.poll()  # before reading: an exited process has written its last line
+        events = self._events()
+        epochs = self._epochs
         if returncode is None:
             self._status = replace(self._status, epochs=epochs)
             return
@@ -285,6 +287,33 @@ class TrainingManager:
             message = message.rstrip(". ") + _after_failure(self._checkpoints_before, after)
         self._status = replace(self._status, state=state, epochs=epochs, finished_at=time.time(), message=message, log_tail=tail)
         self._process = None
+        shutil.rmtree(self._folder, ignore_errors=True)  # what the pages need is in the status now
+        self._folder = None
+
+    def _events(self) -> list[dict[str, Any]]:
+        """The progress file's events; re-parsed only when the file grew (30 pages poll it every 2 s)."""
+        path = self._folder / "progress.jsonl"
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            size = 0
+        if size != self._events_size:
+            self._events_size, self._cached_events = size, _read_events(path)
+            self._epochs = tuple(
+                EpochRecord(e["model"], int(e["epoch"]), int(e["epochs"]), float(e.get("seconds", 0.0)), dict(e.get("metrics", {})))
+                for e in self._cached_events
+                if e.get("event") == "epoch"
+            )
+        return self._cached_events
+
+
+def _lower_priority(pid: int) -> None:
+    """Training yields the CPU to the pages: on a 2-core classroom server an equal-priority run
+    made slider moves wait seconds. Threads TensorFlow starts later inherit the niceness."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, TRAINING_NICENESS)
+    except (AttributeError, OSError):  # not on this platform, or not allowed: run at normal priority
+        pass
 
 
 @st.cache_resource

@@ -95,6 +95,7 @@ class StreamlitSession:
         self._waiters: list[_Waiter] = []
         self._finished = asyncio.Event()
         self.closed_reason: str | None = None
+        self.recent: list[str] = []  # the last messages in and out, for explaining a timeout
 
     # --- connection ------------------------------------------------------------------------------
 
@@ -146,6 +147,7 @@ class StreamlitSession:
             state.id = self.widgets[key].id
             client_state.widget_states.widgets.append(state)
         self._finished.clear()
+        self._remember(f"sent rerun fragment={fragment_id[:6] or 'app'} auto={auto}")
         await self._socket.send(message.SerializeToString())
 
     async def rerun(self, fragment_id: str = "", wait_for_finish: float | None = None) -> None:
@@ -185,8 +187,13 @@ class StreamlitSession:
                 if not waiter.future.done():
                     waiter.future.set_exception(ConnectionError(self.closed_reason))
 
+    def _remember(self, event: str) -> None:
+        self.recent = [*self.recent[-19:], f"{time.monotonic():.3f} {event}"]
+
     def _handle(self, message: ForwardMsg) -> None:
         kind = message.WhichOneof("type")
+        if kind != "delta":
+            self._remember(f"got {kind} fragments={[f[:6] for f in message.metadata.run.fragment_ids]}")
         if kind == "new_session":
             self.script_runs += 1
             if message.metadata.run.fragment_ids:  # a fragment run: the other fragments' timers stay
@@ -201,6 +208,11 @@ class StreamlitSession:
             fragment, interval = message.auto_rerun.fragment_id, message.auto_rerun.interval
             if fragment not in self._auto_reruns:
                 self._auto_reruns[fragment] = asyncio.create_task(self._auto_rerun(fragment, interval))
+        elif kind == "stop_auto_rerun":  # a run_every fragment that no longer exists
+            for fragment in message.stop_auto_rerun.fragment_ids:
+                task = self._auto_reruns.pop(fragment, None)
+                if task is not None:
+                    task.cancel()
         elif kind == "delta" and message.delta.WhichOneof("type") == "new_element":
             self._element(message.delta.new_element, message.delta.fragment_id)
 

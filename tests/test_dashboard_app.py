@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import shutil
+import os
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from streamlit.testing.v1 import AppTest
 
 import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
 from dashboard.resources import command_line_data_dir
-from dashboard.retraining import TrainingManager, TrainingRequest, shared_manager
+from dashboard.retraining import TRAINING_NICENESS, TrainingManager, TrainingRequest, shared_manager
 
 PASSCODE = "bean-teacher-42"
 UPLOADS = bad_uploads()
@@ -398,6 +399,23 @@ def test_second_start_while_a_run_is_going_is_refused(tmp_path):
     finally:
         assert manager.cancel()[0]
     assert manager.status().state == "failed" and "stopped" in manager.status().message
+
+
+def test_training_runs_at_lower_priority_than_the_pages(tmp_path):
+    report = tmp_path / "niceness.txt"
+    manager = TrainingManager(_fake_trainer(f"import os, time; time.sleep(0.5); open({str(report)!r}, 'w').write(str(os.nice(0)))"))
+    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    manager.wait(timeout=30)
+    assert int(report.read_text()) >= os.nice(0) + TRAINING_NICENESS
+
+
+def test_a_finished_run_leaves_no_scratch_folder_but_keeps_its_log_tail(tmp_path):
+    manager = TrainingManager(_fake_trainer("import sys; print('out of beans', file=sys.stderr); sys.exit(3)"))
+    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    progress_file = Path(manager.status().command[manager.status().command.index("--progress-file") + 1])
+    status = manager.wait(timeout=30)
+    assert status.state == "failed" and "out of beans" in status.log_tail
+    assert not progress_file.parent.exists()
 
 
 def test_progress_file_events_become_a_shared_progress_bar_and_error_message(tmp_path):
