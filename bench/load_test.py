@@ -43,6 +43,7 @@ WAIT_TIMEOUT_S = 30.0  # a change that shows nothing for this long counts as an 
 TARGET_P95_S = 1.0
 TARGET_P95_TRAINING_S = 2.0
 PASSCODE = "load-test"
+MODELS_CAPTION = "Models trained"  # the page's first caption names the models' training time
 ACTIONS = {"step_size": 0.5, "image": 0.2, "norm": 0.15, "layer": 0.15}  # how often a student does what
 
 
@@ -78,7 +79,7 @@ class Classroom:
 async def student(number: int, port: int, deadline: float, room: Classroom, seed: int) -> StreamlitSession | None:
     """One student: open the page, then change something every 1-3 s until the deadline."""
     rng = random.Random(seed * 1000 + number)
-    session = StreamlitSession(port)
+    session = StreamlitSession(port, watch=(MODELS_CAPTION,))
     started = time.perf_counter()
     try:
         await session.connect(timeout=WAIT_TIMEOUT_S * 4)
@@ -247,7 +248,7 @@ def summarize(room: Classroom, sessions: list, args: argparse.Namespace) -> dict
         metadata = Path(args.checkpoint_copy) / "metadata.json"
         if swap is not None and metadata.exists():
             new_stamp = json.loads(metadata.read_text()).get("trained_at")
-        on_new = sum(1 for s in sessions if new_stamp and any(new_stamp in text for text in s.log.texts))
+        on_new = sum(1 for s in sessions if new_stamp and new_stamp in s.log.latest.get(MODELS_CAPTION, ""))
         summary["retraining"] = {
             "started_at_s": start,
             "swapped_at_s": swap,

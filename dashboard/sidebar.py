@@ -135,6 +135,8 @@ def attack_controls() -> AttackSettings:
 
 # --- retraining ----------------------------------------------------------------------------------
 
+PROGRESS_POLL_RUNNING_S = 2
+PROGRESS_POLL_IDLE_S = 10
 CORE_DEFAULTS = TrainConfig()  # the recipe the shipped checkpoints were trained with
 # (step per PGD iteration, budget ε) per norm: core's own for L∞, the same step/budget ratio for the others.
 TRAINING_DEFAULTS = {
@@ -150,7 +152,12 @@ def retrain_section(output_dir: Path, data_dir: Path | None, image_size: int) ->
     st.header("7 · Retrain the models")
     with st.expander("What does retraining do?"):
         st.markdown(explainers.RETRAIN)
-    _retrain_progress()
+    # Every open page polls the shared run: every 2 s while one is going, every 10 s otherwise.
+    # An idle class of 30 thus sends 3 polls a second instead of 15 (each one a script run, and each
+    # a chance to collide with a student's own rerun request).
+    fast = shared_manager().status().running
+    st.session_state["progress_polled_fast"] = fast
+    st.fragment(run_every=PROGRESS_POLL_RUNNING_S if fast else PROGRESS_POLL_IDLE_S)(_retrain_progress)()
     _retrain_form(output_dir, data_dir, image_size)
 
 
@@ -208,10 +215,12 @@ def _retrain_form(output_dir: Path, data_dir: Path | None, image_size: int) -> N
     (st.success if started else st.warning)(message)
 
 
-@st.fragment(run_every=2)
 def _retrain_progress() -> None:
-    """Polled every 2 s in every session; a finished run triggers one full rerun to load the new models."""
+    """Polled in every session (a fragment, see :func:`retrain_section`). A run that starts switches
+    the page to fast polling, a finished one loads the new models: both by one full rerun."""
     status = shared_manager().status()
+    if status.running and not st.session_state.get("progress_polled_fast", False):
+        st.rerun()  # the whole app: the poll interval is chosen there
     if "seen_training_run" not in st.session_state:
         st.session_state["seen_training_run"] = status.run_id - 1 if status.running else status.run_id
     if not status.running and status.run_id > st.session_state["seen_training_run"]:

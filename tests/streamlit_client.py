@@ -69,6 +69,7 @@ class SessionLog:
     exceptions: list[str] = field(default_factory=list)  # st.exception boxes: the app crashed
     error_alerts: list[str] = field(default_factory=list)  # st.error messages
     texts: list[str] = field(default_factory=list)  # markdown seen, newest last (bounded)
+    latest: dict[str, str] = field(default_factory=dict)  # watched prefix -> the newest markdown starting with it
 
 
 def widget_key(widget_id: str) -> str | None:
@@ -80,8 +81,9 @@ def widget_key(widget_id: str) -> str | None:
 class StreamlitSession:
     """One browser tab's worth of protocol: connect, rerun with widget values, watch deltas."""
 
-    def __init__(self, port: int, follow_auto_reruns: bool = True, keep_texts: int = 200):
+    def __init__(self, port: int, follow_auto_reruns: bool = True, keep_texts: int = 200, watch: tuple[str, ...] = ()):
         self.url = f"ws://{HOST}:{port}/_stcore/stream"
+        self.watch = watch
         self.follow_auto_reruns = follow_auto_reruns
         self.widgets: dict[str, Widget] = {}
         self.values: dict[str, WidgetState] = {}  # widget key -> the value this client set
@@ -226,6 +228,9 @@ class StreamlitSession:
         if kind == "markdown":
             delta.text = proto.body
             self.log.texts = [*self.log.texts[-self._keep_texts + 1 :], proto.body]
+            for prefix in self.watch:
+                if proto.body.startswith(prefix):
+                    self.log.latest[prefix] = proto.body
         elif kind == "exception":
             delta.text = f"{proto.type}: {proto.message}"
             self.log.exceptions.append(delta.text)

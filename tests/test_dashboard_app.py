@@ -20,6 +20,7 @@ from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
+from dashboard import sidebar
 from dashboard.resources import command_line_data_dir
 from dashboard.retraining import TRAINING_NICENESS, TrainingManager, TrainingRequest, shared_manager
 
@@ -399,6 +400,19 @@ def test_second_start_while_a_run_is_going_is_refused(tmp_path):
     finally:
         assert manager.cancel()[0]
     assert manager.status().state == "failed" and "stopped" in manager.status().message
+
+
+def test_pages_poll_the_shared_run_slowly_when_idle_and_fast_while_one_trains(app, environment, tmp_path):
+    manager = TrainingManager(_fake_trainer("import time; time.sleep(60)"))
+    environment.setattr(sidebar, "shared_manager", lambda: manager)
+    app.run()
+    assert app.session_state["progress_polled_fast"] is False
+    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    try:
+        app.run()
+        assert app.session_state["progress_polled_fast"] is True
+    finally:
+        manager.cancel()
 
 
 def test_training_runs_at_lower_priority_than_the_pages(tmp_path):

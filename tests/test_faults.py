@@ -78,6 +78,9 @@ def environment(monkeypatch, beans_dir, folder):
 
 @pytest.fixture
 def app(environment) -> AppTest:
+    # The server-wide training manager outlives an AppTest: start from a server with no run behind
+    # it, or another file's failed run would (rightly) show its error on these pages.
+    retraining.shared_manager.clear()
     return AppTest.from_file(str(APP_PATH), default_timeout=60)
 
 
