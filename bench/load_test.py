@@ -220,6 +220,9 @@ def memory_summary(room: Classroom, warm_up_s: float) -> dict:
         "rss_end_mib": round(float(rss[-1]), 1),
         "rss_max_mib": round(float(rss.max()), 1),
         "growth_kib_per_interaction_after_warm_up": None if slope is None else round(slope, 2),
+        "timeline": [  # (seconds, RSS MiB, interactions so far), every ~30 s
+            (round(float(t)), round(float(r), 1), int(c)) for t, r, c in zip(times[::15], rss[::15], counts[::15])
+        ],
     }
 
 

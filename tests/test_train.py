@@ -40,6 +40,17 @@ def test_adversarial_epochs_carry_nsl_adversarial_loss(trained):
     assert all("scaled_adversarial_loss" in r.metrics for r in reports if r.model == "adversarial")
 
 
+def test_adversarial_model_keeps_its_best_epoch_on_clean_plus_pgd_validation_accuracy(trained):
+    _, metadata, reports = trained
+    adversarial = [r for r in reports if r.model == "adversarial"]
+    assert all(0.0 <= r.metrics["val_robust_accuracy"] <= 1.0 for r in adversarial)
+    scores = [r.metrics["val_accuracy"] + r.metrics["val_robust_accuracy"] for r in adversarial]
+    best = max(range(len(scores)), key=lambda i: (scores[i], i))  # ties go to the later epoch
+    assert metadata["selection"]["adversarial"]["best_epoch"] == adversarial[best].epoch
+    assert "PGD-5" in metadata["selection"]["adversarial"]["criterion"]
+    assert "val_robust_accuracy" not in metadata["selection"]["baseline"]
+
+
 def test_checkpoints_are_plain_keras_models_with_softmax_output(trained):
     output, _, _ = trained
     for name in checkpoints.MODEL_FILES.values():
