@@ -9,6 +9,7 @@ import pytest
 
 import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from core.data import SPLITS
+from dashboard_helpers import tiny_beans as dashboard_beans, tiny_checkpoints as dashboard_checkpoints
 from dashboard_helpers import write_tiny_beans  # one writer of tiny Beans-shaped folders for all tests
 
 REAL_BEANS = Path(os.environ.get("BEANS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "beans"))
@@ -41,3 +42,15 @@ def tiny_model(tiny_splits):
     config = TrainConfig(image_size=32, epochs=4, batch_size=8, learning_rate=5e-3)
     model, _ = fit_model("baseline", config, tiny_splits["train"], tiny_splits["validation"])
     return model
+
+
+@pytest.fixture(scope="session")
+def beans_dir(tmp_path_factory) -> Path:
+    """The dashboard tests' tiny Beans folder (shared with the browser and server tests' cache)."""
+    return dashboard_beans(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def checkpoints_dir(tmp_path_factory) -> Path:
+    """A tiny trained checkpoint pair the dashboard tests load instead of the shipped 64 px one."""
+    return dashboard_checkpoints(tmp_path_factory.getbasetemp())

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH, bad_uploads, tiny_beans, tiny_checkpoints, write_tiny_beans
+from dashboard_helpers import APP_PATH, bad_uploads, write_tiny_beans
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
@@ -29,16 +29,6 @@ UPLOADS = bad_uploads()
 
 
 # --- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def beans_dir(tmp_path_factory) -> Path:
-    return tiny_beans(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def checkpoints_dir(tmp_path_factory) -> Path:
-    return tiny_checkpoints(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture

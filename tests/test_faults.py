@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH, REPO_ROOT, TINY_IMAGE_SIZE, tiny_beans, tiny_checkpoints
+from dashboard_helpers import APP_PATH, REPO_ROOT, TINY_IMAGE_SIZE
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
@@ -45,16 +45,6 @@ def fault_epoch(test_name: str, first: int, last: int) -> int:
 
 
 # --- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def beans_dir(tmp_path_factory) -> Path:
-    return tiny_beans(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
-def checkpoints_dir(tmp_path_factory) -> Path:
-    return tiny_checkpoints(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture
