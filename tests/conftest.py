@@ -9,15 +9,15 @@ import pytest
 
 import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
 from core.data import SPLITS
-from dashboard_helpers import tiny_beans as dashboard_beans, tiny_checkpoints as dashboard_checkpoints
-from dashboard_helpers import write_tiny_beans  # one writer of tiny Beans-shaped folders for all tests
+from dashboard_helpers import tiny_beans as session_tiny_beans, tiny_checkpoints as session_tiny_checkpoints
 
 REAL_BEANS = Path(os.environ.get("BEANS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "beans"))
 
 
 @pytest.fixture(scope="session")
 def tiny_beans(tmp_path_factory) -> Path:
-    return write_tiny_beans(tmp_path_factory.mktemp("tiny_beans"))
+    """One tiny Beans folder per session, the same one the server and browser tests start from."""
+    return session_tiny_beans(tmp_path_factory.getbasetemp())
 
 
 @pytest.fixture(scope="session")
@@ -45,12 +45,6 @@ def tiny_model(tiny_splits):
 
 
 @pytest.fixture(scope="session")
-def beans_dir(tmp_path_factory) -> Path:
-    """The dashboard tests' tiny Beans folder (shared with the browser and server tests' cache)."""
-    return dashboard_beans(tmp_path_factory.getbasetemp())
-
-
-@pytest.fixture(scope="session")
 def checkpoints_dir(tmp_path_factory) -> Path:
     """A tiny trained checkpoint pair the dashboard tests load instead of the shipped 64 px one."""
-    return dashboard_checkpoints(tmp_path_factory.getbasetemp())
+    return session_tiny_checkpoints(tmp_path_factory.getbasetemp())

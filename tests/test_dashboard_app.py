@@ -32,10 +32,10 @@ UPLOADS = bad_uploads()
 
 
 @pytest.fixture
-def environment(monkeypatch, beans_dir, checkpoints_dir):
+def environment(monkeypatch, tiny_beans, checkpoints_dir):
     """The app's environment; tests change it before the first ``run()``."""
     streamlit_config.set_option("client.showErrorDetails", "full")  # tests want the real message
-    monkeypatch.setenv("BEANS_DATA_DIR", str(beans_dir))
+    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
     monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
     monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
     return monkeypatch

@@ -58,9 +58,9 @@ def folder(checkpoints_dir, tmp_path) -> Path:
 
 
 @pytest.fixture
-def environment(monkeypatch, beans_dir, folder):
+def environment(monkeypatch, tiny_beans, folder):
     streamlit_config.set_option("client.showErrorDetails", "full")
-    monkeypatch.setenv("BEANS_DATA_DIR", str(beans_dir))
+    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
     monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(folder))
     monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
     return monkeypatch
@@ -134,14 +134,14 @@ def reversed_classes(model):
 # --- 1. training killed at a random epoch ----------------------------------------------------------
 
 
-def test_training_killed_at_a_random_epoch_keeps_the_old_checkpoints(folder, beans_dir):
+def test_training_killed_at_a_random_epoch_keeps_the_old_checkpoints(folder, tiny_beans):
     request = TrainingRequest(epochs=4, image_size=TINY_IMAGE_SIZE, pgd_iterations=2)
     # Not the last two epochs: after the last one the run saves at once, and a kill there is a
     # kill mid-save (which the swap-safety tests cover); two epochs leave time to deliver the signal.
     kill_at = fault_epoch("killed", 1, request.total_epochs - 2)
     before = snapshot(folder)
     manager = TrainingManager()
-    started, message = manager.start(request, folder, beans_dir)
+    started, message = manager.start(request, folder, tiny_beans)
     assert started, message
     pid = pid_running(manager.status().command)
     deadline = time.monotonic() + 120
