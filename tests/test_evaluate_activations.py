@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from core import activations, evaluate
-from core.models import CONV_LAYER_NAMES
+from core.models import DEFAULT_ARCH, conv_block_names
 
 
 def test_evaluation_table_labels_every_number_with_its_threat_model(tiny_model, tiny_splits):
@@ -36,10 +36,11 @@ def test_same_model_on_both_sides_scores_the_same(tiny_model, tiny_splits):
 def test_activations_are_returned_for_every_conv_layer_by_name(tiny_model, tiny_splits):
     images = tiny_splits["test"].images[:2]
     maps = activations.conv_activations(tiny_model, images)
-    assert list(maps) == list(CONV_LAYER_NAMES)
-    assert maps["conv1"].shape == (2, 32, 32, 16)
-    assert maps["conv2"].shape == (2, 16, 16, 32)
-    assert maps["conv3"].shape == (2, 8, 8, 32)
+    assert list(maps) == list(conv_block_names(DEFAULT_ARCH))
+    assert maps["conv1"].shape == (2, 32, 32, 32)
+    assert maps["conv2"].shape == (2, 16, 16, 64)
+    assert maps["conv3"].shape == (2, 8, 8, 128)
+    assert maps["conv4"].shape == (2, 4, 4, 128)
     assert all(m.min() >= 0 for m in maps.values())  # post-ReLU
 
 
