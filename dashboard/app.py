@@ -3,7 +3,8 @@
     streamlit run dashboard/app.py                          # Beans from $BEANS_DATA_DIR, else TFDS
     streamlit run dashboard/app.py -- --data-dir PATH       # a local <root>/<split>/<class>/*.jpg folder
 
-Checkpoints come from ``$BEANGUARD_CHECKPOINT_DIR`` or ``checkpoints/``. Layout follows Streamlit's
+The class sees the run the teacher chose (``core.runs``; by default the shipped pair from
+``$BEANGUARD_CHECKPOINT_DIR`` or ``checkpoints/``). Layout follows Streamlit's
 demo apps: title and intro, controls in the sidebar, results in sections in the main area.
 """
 
@@ -21,9 +22,9 @@ import streamlit as st  # noqa: E402
 
 from core import checkpoints, data  # noqa: E402
 
-from dashboard import resources  # noqa: E402
+from dashboard import resources, retrain_panel, runs_view  # noqa: E402
 from dashboard.panels import live_attack  # noqa: E402
-from dashboard.sidebar import pick_image, retrain_section  # noqa: E402
+from dashboard.sidebar import pick_image  # noqa: E402
 
 INTRO = (
     "Change a leaf photo by amounts you cannot see and watch a normally trained model fall for it — "
@@ -74,6 +75,8 @@ def render_main(folder: Path, data_dir: Path | None) -> int | None:
     if sample is None:
         st.info("Pick a test image or upload a photo in the sidebar to start.")
         return size
+    if sample.warning:
+        st.warning(sample.warning)
     live_attack(pair, sample, split, f"{data_dir or 'tfds'}@{size}", class_names)
     return size
 
@@ -82,11 +85,12 @@ def main() -> None:
     st.set_page_config(page_title="Beanguard", page_icon="🫘", layout="wide")
     st.title("Beanguard")
     st.markdown(INTRO)
-    folder = checkpoints.checkpoint_dir()
+    folder = runs_view.class_folder()
     data_dir = resources.data_dir_setting()
-    size = render_main(folder, data_dir)
+    render_main(folder, data_dir)
+    runs_view.render(data_dir)
     with st.sidebar:
-        retrain_section(folder, data_dir, size or data.DEFAULT_IMAGE_SIZE)
+        retrain_panel.render(data_dir)
 
 
 main()

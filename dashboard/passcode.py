@@ -99,9 +99,10 @@ def shared_lockout() -> Lockout:
 def client_address() -> str | None:
     """The browser's IP address as Streamlit sees it (None when unknown, e.g. in AppTest)."""
     try:
-        return st.context.ip_address
+        address = st.context.ip_address
     except Exception:  # noqa: BLE001  no request context (bare mode)
         return None
+    return address if isinstance(address, str) and address else None
 
 
 def session_id() -> str:

@@ -78,6 +78,13 @@ def tiny_checkpoints(base: Path) -> Path:
     return session_folder(base, "dashboard_checkpoints", lambda folder: train_checkpoints(folder, data_dir))
 
 
+def unlock_teacher(at, passcode: str):
+    """Press **Teacher**, type ``passcode``, press **Unlock** (AppTest); returns ``at`` after the run."""
+    at.button(key="teacher_button").click().run()
+    at.text_input(key="teacher_passcode").input(passcode)
+    return at.button(key="teacher_unlock").click().run()
+
+
 # --- uploads ---------------------------------------------------------------------------------------
 
 
