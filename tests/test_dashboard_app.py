@@ -358,6 +358,25 @@ def test_missing_data_folder_shows_core_data_error(app, environment, tmp_path):
     assert any("does not exist" in e.value for e in app.error)
 
 
+def test_without_a_local_folder_and_without_network_the_page_says_so_within_15_seconds(app, environment, tmp_path):
+    import socket
+    import time
+
+    from core import data
+
+    with socket.socket() as probe:  # a local port nobody listens on: connections are refused, as offline
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    environment.delenv("BEANS_DATA_DIR")
+    environment.setenv("TFDS_DATA_DIR", str(tmp_path / "tensorflow_datasets"))  # Beans not downloaded yet
+    environment.setattr(data, "DOWNLOAD_SERVER", ("127.0.0.1", closed))
+    started = time.monotonic()
+    app.run()
+    assert time.monotonic() - started < 15
+    assert_page_ok(app)
+    assert any("looks offline" in e.value and "BEANS_DATA_DIR" in e.value for e in app.error), [e.value for e in app.error]
+
+
 def test_data_dir_comes_from_the_command_line_after_a_double_dash():
     assert command_line_data_dir(["--data-dir", "/data/beans"]) == "/data/beans"
     assert command_line_data_dir(["-q", "tests"]) is None  # pytest's own arguments are ignored
