@@ -140,7 +140,9 @@ def free_port() -> int:
 
 
 def start_server(port: int, env: dict[str, str], log_path: Path, extra_options: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
-    """``streamlit run dashboard/app.py`` on 127.0.0.1:``port``, output to ``log_path``."""
+    """``streamlit run dashboard/app.py`` on 127.0.0.1:``port``, output to ``log_path``. Unless ``env``
+    says otherwise, its runs folder is ``runs/`` beside the log, never the repository's."""
+    env = {"BEANGUARD_RUNS_DIR": str(log_path.parent / "runs"), **env}
     command = [
         sys.executable, "-m", "streamlit", "run", str(APP_PATH),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",

@@ -62,7 +62,7 @@ def _server_environment(base: Path) -> dict[str, str]:
     checkpoints = tiny_checkpoints(base)
     if os.environ.get("BEANGUARD_UPDATE_SCREENSHOT") == "1" and os.environ.get("BEANGUARD_CHECKPOINT_DIR"):
         checkpoints = Path(os.environ["BEANGUARD_CHECKPOINT_DIR"])
-    return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": ""}
+    return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": "browser-test"}
 
 
 def _full_page_screenshot(page, path: Path) -> None:
@@ -105,6 +105,11 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
 
                 update = os.environ.get("BEANGUARD_UPDATE_SCREENSHOT") == "1"
                 _full_page_screenshot(page, SCREENSHOT if update else tmp_path / "screenshot.png")
+
+                # A student's page holds no password field at all; ?teacher=1 reveals the passcode field.
+                assert page.locator("input[type=password]").count() == 0
+                page.goto(f"http://127.0.0.1:{port}/?teacher=1")
+                expect(page.locator("input[type=password]")).to_have_count(1, timeout=60_000)
             finally:
                 browser.close()
     finally:
