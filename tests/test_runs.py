@@ -329,3 +329,69 @@ def test_examples_are_listed_read_only_and_every_run_is_measured_on_a_button(env
     teacher = unlock_teacher(page, PASSCODE)
     teacher.selectbox(key="runs_choice").set_value("examples/nsl-2of255").run()
     assert teacher.button(key="runs_delete").disabled and not teacher.button(key="runs_show").disabled
+
+
+# --- a real server: open pages follow the teacher's choice by themselves ---------------------------
+
+
+def test_open_pages_follow_the_teachers_choice_within_one_poll(shipped, root, tiny_beans, tmp_path):
+    """No reload, no click: a student's page (the browser's protocol, ``tests/streamlit_client.py``)
+    switches to the run the teacher shows, and back when the shipped pair is restored."""
+    import asyncio
+    import time
+    import urllib.request
+
+    from dashboard_helpers import free_port, start_server, stop_server
+    from streamlit_client import StreamlitSession
+
+    from dashboard.retrain_panel import PROGRESS_POLL_IDLE_S
+
+    run = copy_pair(shipped, root / "20260101-000000Z-a")
+    port = free_port()
+    env = {"BEANS_DATA_DIR": str(tiny_beans), "BEANGUARD_CHECKPOINT_DIR": str(shipped), runs.RUNS_DIR_ENV: str(root), "BEANGUARD_TEACHER_PASSCODE": ""}
+    server = start_server(port, env, tmp_path / "server.log")
+
+    async def scenario() -> list[float]:
+        deadline = time.monotonic() + 120
+        while True:  # the server imports TensorFlow first
+            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the server never came up"
+                await asyncio.sleep(0.3)
+        student = StreamlitSession(port)
+        await student.connect()
+        assert not any(text.startswith("The class sees") for text in student.log.texts)
+
+        async def next_page(change) -> tuple[float, list[str]]:
+            """Make ``change``, then collect the page's texts up to its models caption (drawn after
+            the "class sees" note in every full run); returns the seconds it took and the texts."""
+            texts: list[str] = []
+
+            def collect(delta) -> bool:
+                if delta.kind == "markdown":
+                    texts.append(delta.text)
+                return delta.kind == "markdown" and delta.text.startswith("Models trained")
+
+            done = student.expect(collect)
+            started = time.monotonic()
+            change()
+            await asyncio.wait_for(done, PROGRESS_POLL_IDLE_S + 20)
+            return time.monotonic() - started, texts
+
+        shown_after, texts = await next_page(lambda: runs.set_active(f"runs/{run.name}", root, shipped))  # "Show to the class"
+        assert any(text.startswith(f"The class sees **Run {run.name}**") for text in texts), texts
+        restored_after, texts = await next_page(lambda: runs.restore_shipped(root, shipped))  # "Restore the shipped models"
+        assert not any(text.startswith("The class sees") for text in texts), texts
+        waits = [shown_after, restored_after]
+        assert student.log.exceptions == [] and student.log.error_alerts == []
+        await student.close()
+        return waits
+
+    try:
+        waits = asyncio.run(scenario())
+    finally:
+        stop_server(server)
+    assert max(waits) < PROGRESS_POLL_IDLE_S + 20, waits
