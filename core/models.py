@@ -28,7 +28,6 @@ BN_MOMENTUM = 0.9
 # name -> (filters per conv block, head): "gap" = global average pooling, "flatten" = the seed's.
 ARCHITECTURES: dict[str, tuple[tuple[int, ...], str]] = {
     "beans": ((32, 64, 128, 128), "gap"),
-    "beans_wide": ((48, 96, 192, 192), "gap"),
     "seed": ((16, 32, 32), "flatten"),
 }
 DEFAULT_ARCH = "beans"
