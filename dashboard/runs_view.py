@@ -180,7 +180,7 @@ def render(data_dir: Path | None) -> None:
     epsilon = _budget()
     data_key = str(data_dir or "tfds")
     store = resources.result_store()
-    if st.button(f"Measure every run at this budget ({len(choices)} runs, a few seconds each)", key="runs_measure"):
+    if st.button(f"Measure every run at this budget ({len(choices)} run{'s' if len(choices) != 1 else ''}, up to ~20 s each)", key="runs_measure"):
         for problem in _measure_all(choices, data_dir, epsilon):
             st.error(problem)
     measured = {run.key: store.get(_measurement_key(run, data_key, epsilon)) for run in choices}
