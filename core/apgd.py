@@ -11,14 +11,18 @@ attacks") needs no step-size tuning:
   not grown since; after halving, the search restarts from the best point found so far;
 - each step is x ← P(x + α(z - x) + (1 - α)(x - x_prev)) with z = P(x + η·s(∇)), momentum α = 0.75
   (α = 1 on the first step), s = sign for L∞ and ∇/‖∇‖₂ for L2, P the projection on ball ∩ [0, 1];
-- two losses: cross-entropy, and the Difference of Logits Ratio
+- three attacks: APGD-CE (cross-entropy); APGD-DLR, the Difference of Logits Ratio
   DLR = -(z_y - max_{i≠y} z_i) / (z_π1 - z_π3), invariant to the logits' scale, so a model that
-  inflates its logits cannot hide behind a saturated softmax (needs at least 3 classes).
+  inflates its logits cannot hide behind a saturated softmax (needs at least 3 classes); and
+  APGD-T, targeted at each wrong class in turn, most likely first. AutoAttack's APGD-T uses a
+  targeted DLR whose denominator needs 4 classes; with Beans' 3 we target with cross-entropy, as
+  the paper's reference code also allows. On the seed-recipe NSL model at L∞ 8/255, APGD-T takes
+  CE + DLR's 36.7% to 35.2% (IBM ART's APGD-CE + APGD-DLR + Square: 35.9%).
 
 An example counts as robust only if it is classified correctly, and no iterate of any attack (any
 loss, any restart) is misclassified: the worst case per example. Attacks run only on the examples
 still standing; an example leaves a run's batch as soon as it is fooled. :func:`pgd_robust` is the
-plain reference (cross-entropy, fixed step ε/4, random restarts) the rows are checked against.
+plain reference (fixed step ε/4, random restarts alternating CE and DLR) the rows are checked against.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from core.compat import tf
 from core.logits import logits_model
 
 NORMS: tuple[str, ...] = ("infinity", "l2")
-LOSSES: tuple[str, ...] = ("ce", "dlr")
+LOSSES: tuple[str, ...] = ("ce", "dlr", "ce-targeted")
+ATTACK_NAMES = {"ce": "APGD-CE", "dlr": "APGD-DLR", "ce-targeted": "APGD-T"}
 MOMENTUM = 0.75
 RHO = 0.75  # fraction of steps that must raise the loss between checkpoints to keep the step size
 # PGD's fixed step: ε/4 (Madry et al.'s 2/255 at 8/255). Measured on the seed-recipe baseline at L∞
@@ -42,7 +47,7 @@ PGD_STEP_FRACTION = 0.25
 
 @dataclass(frozen=True)
 class Ensemble:
-    """Which attacks count, and how hard each tries (AutoAttack's standard: 100 iterations)."""
+    """Which attacks count (``LOSSES``), and how hard each tries (AutoAttack's standard: 100 steps)."""
 
     losses: tuple[str, ...] = LOSSES
     iterations: int = 100
@@ -67,9 +72,11 @@ def _gaps(iterations: int) -> np.ndarray:
     return gaps
 
 
-def _losses(logits: tf.Tensor, labels: tf.Tensor, loss: str) -> tf.Tensor:
+def _losses(logits: tf.Tensor, labels: tf.Tensor, targets: tf.Tensor, loss: str) -> tf.Tensor:
     if loss == "ce":
         return tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)
+    if loss == "ce-targeted":
+        return -tf.nn.sparse_softmax_cross_entropy_with_logits(targets, logits)
     ordered = tf.sort(logits, axis=1, direction="DESCENDING")
     true = tf.gather(logits, labels, batch_dims=1)
     others = tf.where(tf.one_hot(labels, tf.shape(logits)[1]) > 0, tf.fill(tf.shape(logits), -np.inf), logits)
@@ -94,19 +101,19 @@ def _direction(gradient: tf.Tensor, norm: str) -> tf.Tensor:
     return gradient / tf.reshape(size + 1e-12, [-1, 1, 1, 1])
 
 
-def _evaluate(logits_fn, images, labels, loss: str):
+def _evaluate(logits_fn, images, labels, targets, loss: str):
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(images)
         logits = logits_fn(images, training=False)
-        losses = _losses(logits, labels, loss)
+        losses = _losses(logits, labels, targets, loss)
         total = tf.reduce_sum(losses)
     return losses, tape.gradient(total, images), tf.argmax(logits, axis=1, output_type=labels.dtype) != labels
 
 
-def _begin(logits_fn, clean, labels, start, epsilon, step, norm: str, loss: str) -> dict[str, tf.Tensor]:
+def _begin(logits_fn, clean, labels, targets, start, epsilon, step, norm: str, loss: str) -> dict[str, tf.Tensor]:
     """The search state at the (projected) random start."""
     x = _project(start, clean, epsilon, norm)
-    losses, gradient, fooled = _evaluate(logits_fn, x, labels, loss)
+    losses, gradient, fooled = _evaluate(logits_fn, x, labels, targets, loss)
     return dict(
         x=x, previous_x=x, gradient=gradient, previous_loss=losses, best=x, best_gradient=gradient, best_loss=losses,
         eta=tf.fill(tf.shape(losses), step), raised=tf.zeros_like(losses), best_at_check=losses,
@@ -114,7 +121,9 @@ def _begin(logits_fn, clean, labels, start, epsilon, step, norm: str, loss: str)
     )
 
 
-def _steps(logits_fn, state, clean, labels, epsilon, momentum, gaps, first, norm: str, loss: str) -> dict[str, tf.Tensor]:
+def _steps(
+    logits_fn, state, clean, labels, targets, epsilon, momentum, gaps, first, norm: str, loss: str
+) -> dict[str, tf.Tensor]:
     """``len(gaps)`` APGD steps (PGD when momentum = 1 and gaps are 0); ``first``: the run's first step is here."""
     everywhere = [-1, 1, 1, 1]
     x, previous_x, gradient, previous_loss = state["x"], state["previous_x"], state["gradient"], state["previous_loss"]
@@ -126,7 +135,7 @@ def _steps(logits_fn, state, clean, labels, epsilon, momentum, gaps, first, norm
         z = _project(x + tf.reshape(eta, everywhere) * _direction(gradient, norm), clean, epsilon, norm)
         moved = _project(x + alpha * (z - x) + (1.0 - alpha) * (x - previous_x), clean, epsilon, norm)
         previous_x, x = x, moved
-        losses, gradient, fooled_now = _evaluate(logits_fn, x, labels, loss)
+        losses, gradient, fooled_now = _evaluate(logits_fn, x, labels, targets, loss)
         adversarial = tf.where(tf.reshape(fooled_now & ~fooled, everywhere), x, adversarial)
         fooled = fooled | fooled_now
         raised += tf.cast(losses > previous_loss, raised.dtype)
@@ -176,13 +185,15 @@ def _random_start(generator: tf.random.Generator, clean: np.ndarray, epsilon: fl
     return tf.clip_by_value(clean + noise, 0.0, 1.0)
 
 
-def _one_run(logits_fn, clean, labels, start, epsilon, step, momentum, gaps, norm, loss) -> tuple[np.ndarray, np.ndarray]:
+def _one_run(logits_fn, clean, labels, targets, start, epsilon, step, momentum, gaps, norm, loss) -> tuple[np.ndarray, np.ndarray]:
     """One run from ``start``; an example leaves the batch once fooled. Returns (fooled, adversarial)."""
     fooled = np.zeros(len(clean), bool)
     adversarial = np.array(clean)
     alive = np.arange(len(clean))
     epsilon, momentum = tf.constant(epsilon, tf.float32), tf.constant(momentum, tf.float32)
-    state = _begin_graph(logits_fn, tf.constant(clean), tf.constant(labels), start, epsilon, tf.constant(step, tf.float32), norm, loss)
+    state = _begin_graph(
+        logits_fn, tf.constant(clean), tf.constant(labels), tf.constant(targets), start, epsilon, tf.constant(step, tf.float32), norm, loss
+    )
 
     def harvest(state):
         nonlocal alive
@@ -199,7 +210,7 @@ def _one_run(logits_fn, clean, labels, start, epsilon, step, momentum, gaps, nor
         if len(alive) == 0:
             return fooled, adversarial
         state = _steps_graph(
-            logits_fn, state, tf.constant(clean[alive]), tf.constant(labels[alive]), epsilon, momentum,
+            logits_fn, state, tf.constant(clean[alive]), tf.constant(labels[alive]), tf.constant(targets[alive]), epsilon, momentum,
             tf.constant(gaps[begin:end]), tf.constant(begin == 0), norm, loss,
         )
     state = harvest(state)
@@ -229,20 +240,35 @@ def _attack_until_fooled(
     if loss not in LOSSES:
         raise ValueError(f"Unknown loss {loss!r}; expected one of {LOSSES}.")
     logits_fn = logits_model(model)
-    if loss == "dlr" and int(logits_fn.output_shape[-1]) < 3:
+    classes = int(logits_fn.output_shape[-1])
+    if loss == "dlr" and classes < 3:
         raise ValueError("The DLR loss needs at least 3 classes.")
-    for _ in range(restarts):
-        for start in range(0, len(images), batch_size):
-            index = np.flatnonzero(robust[start : start + batch_size]) + start
-            if len(index) == 0:
-                continue
-            clean = images[index]
-            fooled, found = _one_run(
-                logits_fn, clean, labels[index], _random_start(generator, clean, epsilon, norm), epsilon, step,
-                momentum, gaps, norm, loss,
-            )
-            robust[index[fooled]] = False
-            adversarial[index] = found
+    # Targeted runs aim at each wrong class in turn, the most likely first (AutoAttack's APGD-T);
+    # untargeted runs make one pass per restart.
+    ranks = range(1, classes) if loss == "ce-targeted" else [0]
+    for rank in ranks:
+        for _ in range(restarts):
+            for start in range(0, len(images), batch_size):
+                index = np.flatnonzero(robust[start : start + batch_size]) + start
+                if len(index) == 0:
+                    continue
+                clean = images[index]
+                targets = _ranked_class(logits_fn, clean, labels[index], rank)
+                fooled, found = _one_run(
+                    logits_fn, clean, labels[index], targets, _random_start(generator, clean, epsilon, norm), epsilon,
+                    step, momentum, gaps, norm, loss,
+                )
+                robust[index[fooled]] = False
+                adversarial[index] = found
+
+
+def _ranked_class(logits_fn, images: np.ndarray, labels: np.ndarray, rank: int) -> np.ndarray:
+    """The class with the ``rank``-th highest clean logit (rank 0: the true label itself)."""
+    if rank == 0:
+        return labels
+    logits = logits_fn.predict(images, batch_size=256, verbose=0)
+    logits[np.arange(len(labels)), labels] = np.inf  # the true class first, then the wrong ones by logit
+    return np.argsort(-logits, axis=1)[:, rank].astype(labels.dtype)
 
 
 def _correct(model: tf.keras.Model, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -290,17 +316,25 @@ def pgd_robust(
     seed: int = 0,
     batch_size: int = 128,
     step_fraction: float = PGD_STEP_FRACTION,
+    losses: tuple[str, ...] = ("ce", "dlr"),
 ) -> tuple[np.ndarray, np.ndarray]:
-    """PGD with restarts on logits (cross-entropy, fixed step ``step_fraction``·ε, random starts):
-    the plain reference the AutoAttack-grade rows must agree with. Returns like :func:`apgd_robust`."""
+    """PGD with restarts on logits (fixed step ``step_fraction``·ε, a random start per restart, the
+    restarts cycling through ``losses``): the plain reference the AutoAttack-grade rows must agree
+    with. Returns like :func:`apgd_robust`.
+
+    Why cycle the losses: on the seed-recipe baseline at L∞ 4/255, PGD-50 × 5 with cross-entropy
+    alone leaves 14.8% standing where APGD-CE + APGD-DLR leaves 10.2%; alternating CE and DLR, 13.3%.
+    """
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.int64)
     robust = _correct(model, images, labels)
     adversarial = images.copy()
-    _attack_until_fooled(
-        model, images, labels, robust, norm, epsilon, "ce", restarts, step_fraction * epsilon, 1.0,
-        np.zeros(iterations, np.float32), tf.random.Generator.from_seed(seed), adversarial, batch_size,
-    )
+    generator = tf.random.Generator.from_seed(seed)
+    for restart in range(restarts):
+        _attack_until_fooled(
+            model, images, labels, robust, norm, epsilon, losses[restart % len(losses)], 1, step_fraction * epsilon,
+            1.0, np.zeros(iterations, np.float32), generator, adversarial, batch_size,
+        )
     return _confirmed(model, images, labels, robust, adversarial)
 
 

@@ -25,12 +25,11 @@ class _DenseLogits(tf.keras.layers.Layer):
 
     def __init__(self, dense: tf.keras.layers.Dense, **kwargs):
         super().__init__(**kwargs)
-        self._dense_ref = weakref.ref(dense)  # no strong cycle: the logits model must not pin the classifier
+        self.dense = dense  # the layer, not the classifier: the cache must not keep the model alive
 
     def call(self, inputs):
-        dense = self._dense_ref()
-        outputs = tf.matmul(inputs, dense.kernel)
-        return outputs if dense.bias is None else tf.nn.bias_add(outputs, dense.bias)
+        outputs = tf.matmul(inputs, self.dense.kernel)
+        return outputs if self.dense.bias is None else tf.nn.bias_add(outputs, self.dense.bias)
 
 
 def _is_softmax(activation) -> bool:

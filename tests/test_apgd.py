@@ -20,10 +20,17 @@ def test_step_size_checkpoints_follow_the_paper_schedule():
 def test_dlr_loss_ignores_the_logits_scale_and_shift_and_is_positive_only_when_wrong():
     logits = tf.constant([[3.0, 1.0, 0.0], [1.0, 2.5, 0.5]])
     labels = tf.constant([0, 0])
-    loss = apgd._losses(logits, labels, "dlr").numpy()
+    loss = apgd._losses(logits, labels, labels, "dlr").numpy()
     np.testing.assert_allclose(loss, [-(3 - 1) / 3, -(1 - 2.5) / 2], rtol=1e-6)
-    np.testing.assert_allclose(apgd._losses(logits * 7 + 2, labels, "dlr").numpy(), loss, rtol=1e-5)
+    np.testing.assert_allclose(apgd._losses(logits * 7 + 2, labels, labels, "dlr").numpy(), loss, rtol=1e-5)
     assert loss[0] < 0 < loss[1]
+
+
+def test_targeted_loss_grows_as_the_target_class_gains():
+    labels, targets = tf.constant([0, 0]), tf.constant([2, 2])
+    logits = tf.constant([[3.0, 1.0, 0.0], [3.0, 1.0, 2.0]])  # the second is closer to class 2
+    loss = apgd._losses(logits, labels, targets, "ce-targeted").numpy()
+    assert loss[0] < loss[1] < 0
 
 
 @pytest.mark.parametrize("norm, epsilon", [("infinity", 8 / 255), ("l2", 0.5)])
