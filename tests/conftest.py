@@ -48,3 +48,16 @@ def tiny_model(tiny_splits):
 def checkpoints_dir(tmp_path_factory) -> Path:
     """A tiny trained checkpoint pair the dashboard tests load instead of the shipped 64 px one."""
     return session_tiny_checkpoints(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(scope="session")
+def shipped_baseline(real_beans):
+    """The shipped 64 px baseline (read-only) and every 4th real test image (32, all classes)."""
+    from core import checkpoints, data
+
+    try:
+        model = checkpoints.load_model(checkpoints.DEFAULT_DIR / "baseline.keras")
+    except checkpoints.CheckpointError:
+        pytest.skip("no shipped baseline checkpoint")
+    test = data.load_split("test", model.input_shape[1], real_beans)
+    return model, test.images[::4], test.labels[::4]
