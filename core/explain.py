@@ -73,15 +73,16 @@ def _run_grad_cam(inner, kernel, bias, images, classes):
 
 
 def _run_smooth_grad(inner, kernel, bias, images, classes, noise, seed, samples: int):
-    total = tf.zeros_like(images)
-    for sample in range(samples):  # stateless noise: the same picture for the same image, every rerun
-        noisy = images + noise * tf.random.stateless_normal(tf.shape(images), seed=tf.stack([seed, sample]))
-        with tf.GradientTape() as tape:
-            tape.watch(noisy)
-            _, features = inner(noisy, training=False)
-            score = tf.reduce_sum(tf.gather(_logits(features, kernel, bias), classes, batch_dims=1))
-        total += tf.abs(tape.gradient(score, noisy))
-    saliency = tf.reduce_max(total, axis=-1)  # strongest colour channel per pixel
+    # All noisy copies in one batch (samples × N): one forward and one backward pass, a small graph.
+    shape = tf.shape(images)
+    copies = tf.tile(images, [samples, 1, 1, 1])
+    noisy = copies + noise * tf.random.stateless_normal(tf.shape(copies), seed=tf.stack([seed, 0]))  # the same noise every call
+    with tf.GradientTape() as tape:
+        tape.watch(noisy)
+        _, features = inner(noisy, training=False)
+        score = tf.reduce_sum(tf.gather(_logits(features, kernel, bias), tf.tile(classes, [samples]), batch_dims=1))
+    gradients = tf.reshape(tf.abs(tape.gradient(score, noisy)), tf.concat([[samples], shape], axis=0))
+    saliency = tf.reduce_max(tf.reduce_mean(gradients, axis=0), axis=-1)  # strongest colour channel per pixel
     peak = tf.reduce_max(saliency, axis=(1, 2), keepdims=True)
     return tf.math.divide_no_nan(saliency, peak)
 
