@@ -48,7 +48,7 @@ ACTIONS = {"step_size": 0.5, "image": 0.2, "norm": 0.15, "layer": 0.15}  # how o
 
 
 def shows_prediction(delta) -> bool:
-    return delta.kind == "markdown" and delta.text.startswith("Clean:")
+    return delta.kind == "markdown" and 'class="bg-verdict' in delta.text  # a model's verdict card
 
 
 @dataclass

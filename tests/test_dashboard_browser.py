@@ -29,7 +29,7 @@ from dashboard_helpers import (
 )
 
 SCREENSHOT = REPO_ROOT / "dashboard" / "screenshot.png"
-PREDICTION = ".st-key-prediction_{name} [data-testid='stMarkdownContainer']"
+VERDICT = ".st-key-verdict_{name} .bg-verdict"
 
 
 def _install_chromium() -> None:
@@ -88,7 +88,7 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
                 page = browser.new_page(viewport={"width": 1440, "height": 1000})
                 open_when_ready(page, f"http://127.0.0.1:{port}", server)
                 for name in ("baseline", "adversarial"):
-                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:").first).to_be_visible(timeout=90_000)
+                    expect(page.locator(VERDICT.format(name=name))).to_be_visible(timeout=90_000)
                 before = wait_for_bars(page)
                 assert all(values is not None for values in before.values()), "the probability charts were never drawn"
 
@@ -96,10 +96,10 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
                 slider.focus()
                 for _ in range(4):
                     page.keyboard.press("ArrowRight")  # 8/255 -> 12/255
-                expect(page.get_by_text("FGSM L∞ eps 12/255", exact=False).first).to_be_visible(timeout=30_000)
+                expect(page.get_by_text("FGSM L∞, budget ε 12/255", exact=False).first).to_be_visible(timeout=30_000)
                 after = wait_for_bars(page, differing_from=before)  # the bars redraw once the fragment's rerun lands
                 for name in ("baseline", "adversarial"):
-                    expect(page.locator(PREDICTION.format(name=name)).filter(has_text="Clean:").first).to_be_visible()
+                    expect(page.locator(VERDICT.format(name=name))).to_contain_text("budget ε 12/255")
                     assert after[name] != before[name], f"the {name} model's perturbed probabilities did not change"
                 assert page.locator('[data-testid="stException"]').count() == 0
 
