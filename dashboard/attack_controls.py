@@ -135,6 +135,8 @@ def attack_controls() -> AttackSettings:
                       help="**FGSM**: one step of the full budget. **PGD**: several smaller steps, each re-aimed with a fresh gradient and kept inside the budget — a stronger attacker.")  # fmt: skip
     iterations = 1
     if method == "PGD":
-        iterations = st.select_slider("PGD steps", PGD_STEP_CHOICES, key="iterations", help="How many small steps the attacker takes (each one a **step** of PGD).")
+        # A radio, not a select_slider: its code is already in the browser, so the first switch to
+        # PGD waits for nothing the later ones do not (a new widget type loads a script chunk).
+        iterations = st.radio("PGD steps", PGD_STEP_CHOICES, horizontal=True, key="iterations", help="How many small steps the attacker takes (each one a **step** of PGD).")
     source = st.radio("What the attacker knows", SOURCES, format_func=SOURCE_TITLES.get, key="source", help=SOURCE_HELP)
     return AttackSettings(kind="attack", norm=norm, epsilon=epsilon, iterations=iterations, source=source)

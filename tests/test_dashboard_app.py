@@ -198,7 +198,7 @@ def test_pgd_updates_both_models_perturbed_probabilities(app):
     before = probabilities(app)
     app.radio(key="method").set_value("PGD").run()
     assert_page_ok(app)
-    assert app.select_slider(key="iterations").value == 10
+    assert app.radio(key="iterations").value == 10
     assert_both_perturbed_changed(before, probabilities(app))
 
 

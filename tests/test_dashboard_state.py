@@ -184,7 +184,7 @@ def test_a_shared_link_sets_every_control_before_the_page_draws(app):
     _ok(app)
     assert _shown_filename(app) == "bean_rust_test_02.jpg"
     assert app.radio(key="norm").value == "l2" and app.slider(key="epsilon_l2").value == pytest.approx(1.5)
-    assert app.radio(key="method").value == "PGD" and app.select_slider(key="iterations").value == 5
+    assert app.radio(key="method").value == "PGD" and app.radio(key="iterations").value == 5
     assert app.radio(key="source").value == "self" and app.selectbox(key="layer").value == "conv2"
     assert not app.toggle(key="present").value
 
@@ -226,6 +226,8 @@ def test_good_example_and_random_choose_other_photos_and_say_why(app):
 
 def test_the_lesson_sets_each_steps_controls_and_walks_back(app):
     app.run()
+    layer = app.selectbox(key="layer")
+    layer.set_value(layer.options[0]).run()
     app.button(key="lesson_start").click().run()
     seen = []
     for step in range(len(lesson.STEPS)):
