@@ -124,7 +124,7 @@ def publish(values: dict[str, str], keys: tuple[str, ...] = URL_KEYS) -> None:
 
 
 # Everything "reset all" clears: the picker's, the attack's and the panels' widgets, and the lesson.
-RESET_KEYS = (*attack_controls.KEYS, "image_source", "test_class", "upload_label", "layer", "channel_view", "top_count", "explain_method", "gallery_filter", "gallery_class", PENDING_IMAGE)
+RESET_KEYS = (*attack_controls.KEYS, "image_source", "test_class", "upload_label", "layer", "channel_view", "top_count", "explain_method", "gallery_filter", "gallery_class", "many_opened", PENDING_IMAGE)
 RESET_PREFIXES = ("test_index_", "channel_", "lesson_", "picker_")
 
 

@@ -25,6 +25,7 @@ from dashboard.split_analysis import FILTERS, SplitResults, accuracy_curve
 from dashboard.views import MODEL_COLOURS, PLOT_CONFIG, confusion_figure, curve_figure, for_screen
 from dashboard.wording import MODEL_TITLES, class_title, percent
 
+OPENED_KEY = "many_opened"  # this session asked for section 6 once
 GALLERY_LIMIT = 48  # thumbnails drawn before "show all" (each is a small inline JPEG)
 ALL_CLASSES = -1
 
@@ -69,14 +70,18 @@ def many_images(pair: ModelPair, split: Split, data_key: str, settings: AttackSe
     """Section 6: the current change on every test photo — table, confusion matrices, gallery, CSV."""
     st.header("6 · Many photos at once", anchor="many")
     results = resources.split_results_for(pair, split, data_key, settings, compute=False)
-    if results is None:
+    # Shown once asked for in this session (then for every setting already computed): a page that
+    # opens, or a slider move, does not pay for a gallery nobody scrolled down to.
+    if results is None or not st.session_state.get(OPENED_KEY):
         st.caption(f"Runs *{settings.description}* on all {len(split)} test photos: accuracy, per-class confusion, a gallery and a CSV file.")
-        if st.button(f"Run this change on all {len(split)} test photos", key="table_button", type="primary"):
+        label = f"Show this change on all {len(split)} test photos" if results is not None else f"Run this change on all {len(split)} test photos"
+        if not st.button(label, key="table_button", type="primary"):
+            return
+        st.session_state[OPENED_KEY] = True
+        if results is None:
             bar = st.progress(0.0, text="Starting…")
             results = resources.split_results_for(pair, split, data_key, settings, progress=lambda fraction, message: bar.progress(fraction, text=message))
             bar.empty()
-    if results is None:
-        return
     accuracy_table(results.table_rows())
     st.download_button(
         "Download every photo's answers (CSV)", results.to_csv(class_names), file_name=f"beanguard_{_file_label(settings)}.csv", mime="text/csv", key="csv_download",
@@ -136,7 +141,7 @@ def gallery_html(results: SplitResults, split: Split, data_key: str, indices: np
         marks = "".join(f'<span class="bg-mark-{state}">{html.escape(text)}</span>' for text, state in (_marks(results, name, index) for name in MODEL_NAMES))
         link = "?" + urllib.parse.urlencode({**base, "image": filename})
         thumbnail = _thumbnail(data_key, filename, split.images[index])
-        tiles.append(f'<a class="bg-tile" href="{link}" target="_self" title="{html.escape(chr(10).join(tooltip))}"><img src="{thumbnail}" alt="{html.escape(filename)}"/><span class="bg-marks">{marks}</span></a>')
+        tiles.append(f'<a class="bg-tile" href="{html.escape(link)}" target="_self" title="{html.escape(chr(10).join(tooltip))}"><img src="{thumbnail}" alt="{html.escape(filename)}"/><span class="bg-marks">{marks}</span></a>')
     return f'<div class="bg-gallery">{"".join(tiles)}</div>'
 
 

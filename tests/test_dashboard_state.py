@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 
 import numpy as np
 import pytest
@@ -257,3 +258,20 @@ def test_presentation_mode_hides_the_teacher_controls_and_enlarges_the_type(app)
     assert not any("Retrain" in h.value for h in app.header)
     assert app.query_params["present"] == "1"
     assert any("html { font-size: 19px; }" in m.value for m in app.markdown)
+
+
+def test_many_photos_shows_table_confusion_matrices_gallery_and_csv_on_request(app, tiny_beans):
+    app.run()
+    assert not app.dataframe  # nothing whole-split until asked for
+    app.button(key="table_button").click().run()
+    _ok(app)
+    assert list(app.dataframe[0].value["row"])[0] == "Clean test images"
+    titles = [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in app.get("plotly_chart")]
+    assert sum("% right" in title for title in titles) == 2  # one confusion matrix per model
+    photos = len(list((tiny_beans / "test").glob("*/*.jpg")))
+    app.radio(key="gallery_filter").set_value("all").run()
+    gallery = next(element.proto.body for element in app.get("html") if "bg-gallery" in element.proto.body)
+    assert gallery.count('class="bg-tile"') == photos
+    assert gallery.count("&amp;image=") + gallery.count("&image=") == photos  # every photo links to the same view of itself
+    csv_button = next(element for element in app.get("download_button"))
+    assert csv_button.proto.label.startswith("Download every photo's answers")
