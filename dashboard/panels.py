@@ -30,7 +30,7 @@ SIZE_WORDS = {"infinity": "largest pixel change", "l2": "overall size (L2)", "l1
 
 @st.fragment
 def live_attack(pair: ModelPair, sample: Sample, split: Split, data_key: str, class_names: Sequence[str], presentation: bool) -> None:
-    """Sections 2–6. The attack controls live in the sidebar but belong to this fragment."""
+    """Sections 2–6 (the attack controls are drawn in the sidebar, inside this fragment)."""
     with st.sidebar:
         settings = attack_controls.attack_controls()
     result = resources.interaction(pair, sample.key, sample.image, sample.true_label, settings)
@@ -124,6 +124,8 @@ def why_fooled(pair: ModelPair, sample: Sample, result: Interaction, class_names
         for column, (caption, picture) in zip(st.columns(len(shown), gap="small"), shown):
             column.image(pictures.jpeg_bytes(picture), caption=caption, width="stretch")
     st.caption("Bright = the spots the answer rests on most; each map is scaled to its own brightest spot.")
+    with st.expander("What am I looking at? (where the models look)"):
+        st.markdown(explainers.WHY)
     _look_inside(result, presentation)
 
 

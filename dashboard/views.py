@@ -85,8 +85,8 @@ def probability_figure(outcome: ModelOutcome, class_names: Sequence[str], true_l
             "hovertemplate": "%{y}: %{x:.1f}%<extra>" + name + "</extra>",
         }
         for name, values, colour in (
-            ("clean", outcome.clean_probabilities, CLEAN_COLOUR),
-            ("perturbed", outcome.perturbed_probabilities, MODEL_COLOURS[outcome.name]),
+            ("before", outcome.clean_probabilities, CLEAN_COLOUR),
+            ("after", outcome.perturbed_probabilities, MODEL_COLOURS[outcome.name]),
         )
     ]  # fmt: skip
     layout = {
@@ -122,7 +122,7 @@ def activation_figure(outcomes: dict[str, ModelOutcome], layer: str, channel: in
     data, index = [], 0
     for name in MODEL_NAMES:
         clean, perturbed = maps[name]
-        for column, values, axis in (("clean", clean, "coloraxis"), ("perturbed", perturbed, "coloraxis"), ("perturbed − clean", perturbed - clean, "coloraxis2")):
+        for column, values, axis in (("before", clean, "coloraxis"), ("after", perturbed, "coloraxis"), ("after − before", perturbed - clean, "coloraxis2")):
             index += 1
             axes = _square_cell(layout, index, next(cells), values.shape, f"{MODEL_TITLES[name]}: {column}")
             data.append(_heatmap(values, axes, axis, f"{name} {column}"))
@@ -132,9 +132,9 @@ def activation_figure(outcomes: dict[str, ModelOutcome], layer: str, channel: in
 def top_channels_figure(outcomes: dict[str, ModelOutcome], layer: str, count: int) -> go.Figure:
     """Each model's ``count`` most active channels (on the clean image): clean, perturbed, change."""
     chosen = {name: top_channels(outcomes[name].clean_maps[layer], count) for name in MODEL_NAMES}
-    columns = [(name, kind) for name in MODEL_NAMES for kind in ("clean", "perturbed", "change")]
+    columns = [(name, kind) for name in MODEL_NAMES for kind in ("before", "after", "change")]
     cells = _grid(count, len(columns), 0.012, 0.03, right=0.92)
-    layout: dict = {"height": 120 + 150 * count, "margin": _MARGIN, "title": {"text": f"Layer {layer}: top {count} channels of each model", "font": _TITLE_FONT}}
+    layout: dict = {"height": 120 + 150 * count, "margin": _MARGIN, "title": {"text": f"Layer {layer}: the {count} busiest channels of each model", "font": _TITLE_FONT}}
     data, activation_peak, change_peak = [], 0.0, 0.0
     for row in range(count):
         for column, (name, kind) in enumerate(columns):
@@ -147,7 +147,7 @@ def top_channels_figure(outcomes: dict[str, ModelOutcome], layer: str, count: in
                 values, axis = perturbed - clean, "coloraxis2"
                 change_peak = max(change_peak, float(np.abs(values).max()))
             else:
-                values, axis = (clean if kind == "clean" else perturbed), "coloraxis"
+                values, axis = (clean if kind == "before" else perturbed), "coloraxis"
                 activation_peak = max(activation_peak, float(values.max()))
             data.append(_heatmap(values, axes, axis, f"{name} channel {channel} {kind}"))
     for annotation in layout["annotations"]:

@@ -8,6 +8,11 @@ from pathlib import Path
 import pytest
 
 import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+# The dashboard traces every attack graph in a background thread after its first page; in tests
+# (AppTest and the servers they start, which inherit this) that would only compete for the CPU.
+# tests/test_dashboard_state.py tests the warm-up itself.
+os.environ.setdefault("BEANGUARD_WARM_UP", "0")
 from core.data import SPLITS
 from dashboard_helpers import tiny_beans as session_tiny_beans, tiny_checkpoints as session_tiny_checkpoints
 

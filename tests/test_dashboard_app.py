@@ -38,7 +38,6 @@ def environment(monkeypatch, tiny_beans, checkpoints_dir):
     monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
     monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
     monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
-    monkeypatch.setenv("BEANGUARD_WARM_UP", "0")  # no background tracing: spare the CPU (tested in test_dashboard_state)
     return monkeypatch
 
 
@@ -70,10 +69,12 @@ def figures(at: AppTest) -> list[dict]:
 
 
 def probabilities(at: AppTest) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts (in page order)."""
-    bars = [f for f in figures(at) if [trace.get("name") for trace in f["data"]] == ["clean", "perturbed"]]
+    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts (in page order),
+    whose bars are labelled "before" and "after" the change."""
+    bars = [f for f in figures(at) if [trace.get("name") for trace in f["data"]] == ["before", "after"]]
     assert len(bars) == 2, f"expected one bar chart per model, found {len(bars)}"
-    return {name: {trace["name"]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
+    which = {"before": "clean", "after": "perturbed"}
+    return {name: {which[trace["name"]]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
 
 
 def verdicts(at: AppTest) -> list[str]:
@@ -231,7 +232,7 @@ def test_top_channels_view_shows_a_grid_for_both_models(app):
     app.run()
     app.radio(key="channel_view").set_value("top").run()
     assert_page_ok(app)
-    grid = next(f for f in figures(app) if "top 4 channels" in f["layout"].get("title", {}).get("text", ""))
+    grid = next(f for f in figures(app) if "4 busiest channels" in f["layout"].get("title", {}).get("text", ""))
     assert len(grid["data"]) == 4 * 6
 
 

@@ -167,7 +167,6 @@ def app(monkeypatch, tiny_beans, checkpoints_dir) -> AppTest:
     monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
     monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
     monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
-    monkeypatch.setenv("BEANGUARD_WARM_UP", "0")
     return AppTest.from_file(str(APP_PATH), default_timeout=60)
 
 

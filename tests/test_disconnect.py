@@ -89,7 +89,7 @@ async def settle(port: int, pid: int, baseline: dict[str, float]) -> dict[str, f
 def server(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
     env = {"BEANS_DATA_DIR": str(tiny_beans(base)), "BEANGUARD_CHECKPOINT_DIR": str(tiny_checkpoints(base)), "BEANGUARD_TEACHER_PASSCODE": "",
-           "BEANGUARD_WARM_UP": "0"}  # no background tracing thread coming and going while threads are counted
+           "BEANGUARD_WARM_UP": "0"}  # explicit: no background tracing thread coming and going while threads are counted
     port = free_port()
     log = tmp_path_factory.mktemp("disconnect") / "server.log"
     process = start_server(port, env, log, extra_options=["--server.disconnectedSessionTTL", "1"])
