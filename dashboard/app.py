@@ -76,8 +76,9 @@ def render_main(folder: Path, data_dir: Path | None, presentation: bool, header:
         return size
     class_names = tuple(pair.metadata.get("class_names") or data.CLASS_NAMES)
     data_key = f"{data_dir or 'tfds'}@{size}"
-    with header.lesson:
-        lesson.start_button(conv_layer_names(pair.baseline))
+    if lesson.current_step(st.session_state) is None:
+        with header.lesson:
+            lesson.start_button(conv_layer_names(pair.baseline))
 
     def good_examples():
         return resources.good_examples(pair, split, data_key, attack_controls.settings_from_state(st.session_state))
@@ -99,13 +100,17 @@ def render_main(folder: Path, data_dir: Path | None, presentation: bool, header:
 def main() -> None:
     page_state.restore_once(st.session_state, st.query_params)
     presentation = bool(st.session_state.get("present", False))
+    in_lesson = lesson.current_step(st.session_state) is not None
     st.set_page_config(page_title="Beanguard", page_icon="🫘", layout="wide", initial_sidebar_state="expanded")
-    style.apply(presentation)
-    title, lesson_slot = st.columns([4, 1.5], vertical_alignment="center")
-    title.markdown(f'<div class="bg-title">Beanguard</div><div class="bg-tagline">{TAGLINE}</div>', unsafe_allow_html=True)
+    style.apply(presentation, in_lesson)
+    if in_lesson:  # the lesson's own box takes the title row's place, so the verdicts stay on the first screen
+        lesson_slot = st.empty()
+    else:
+        title, lesson_slot = st.columns([4, 1.5], vertical_alignment="center")
+        title.markdown(f'<div class="bg-title">Beanguard</div><div class="bg-tagline">{TAGLINE}</div>', unsafe_allow_html=True)
     st.session_state.setdefault("present", False)
     st.sidebar.toggle("Presentation mode", key="present", help="Larger type and figures for a projector; teacher controls hidden. Remembered in the link.")
-    header = Header(caption=st.container(), lesson=lesson_slot)
+    header = Header(caption=st.container(key="models_caption"), lesson=lesson_slot)
     folder = checkpoints.checkpoint_dir()
     data_dir = resources.data_dir_setting()
     size = render_main(folder, data_dir, presentation, header)

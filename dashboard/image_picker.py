@@ -130,7 +130,7 @@ def _pick_test_image(split: Split, class_names: Sequence[str]) -> tuple[Sample, 
     filename = split.filenames[index]
     true_label = int(split.labels[index])
     st.caption(f"Right answer: **{class_title(class_names[true_label])}** · {filename}")
-    title = f"test photo {filename} ({class_title(class_names[true_label])})"
+    title = f"{filename} ({class_title(class_names[true_label])})"
     return Sample(split.images[index], true_label, f"test/{filename}/{index}", title, filename), index
 
 
@@ -156,4 +156,4 @@ def _pick_upload(class_names: Sequence[str], size: int) -> Sample | None:
     if label == NOT_KNOWN:
         st.caption("No true label: the attack pushes each model away from **its own** answer.")
     true_label = None if label == NOT_KNOWN else int(label)
-    return Sample(result.model_input, true_label, f"upload/{digest}", f"your photo {uploaded.name}")
+    return Sample(result.model_input, true_label, f"upload/{digest}", f"Your photo {uploaded.name}")

@@ -129,8 +129,12 @@ def go_to(state: MutableMapping[str, Any], step: int, layers: Sequence[str] = ()
             state[key] = value
 
 
+ENDED_KEY = "lesson_ended"  # set by "End the lesson": the page's title row comes back with a full rerun
+
+
 def stop(state: MutableMapping[str, Any]) -> None:
     state.pop(STEP_KEY, None)
+    state[ENDED_KEY] = True
 
 
 def current_step(state: MutableMapping[str, Any]) -> int | None:
@@ -145,15 +149,17 @@ def start_button(layers: Sequence[str]) -> None:
 
 def panel(result: Interaction, class_names: Sequence[str]) -> None:
     """The current step's box: title, text from the live result, Back / Next / End."""
+    if st.session_state.pop(ENDED_KEY, False):
+        st.rerun(scope="app")  # the lesson's layout (no title row, smaller pictures) is the whole page's
     step = current_step(st.session_state)
     if step is None:
         return
     layers = tuple(result.layer_names)
     with st.container(key="lesson_panel", border=True):
-        st.markdown(f"**Lesson · step {step + 1} of {len(STEPS)}: {STEPS[step].title}**")
-        st.markdown(STEPS[step].text(View(result, class_names)))
-        back, forward, end, _ = st.columns([1, 1, 1.3, 3], gap="small")
+        title, back, forward, end = st.columns([5, 1, 1, 1.6], gap="small", vertical_alignment="center")
+        title.markdown(f"**Lesson · step {step + 1} of {len(STEPS)}: {STEPS[step].title}**")
         back.button("Back", key="lesson_back", disabled=step == 0, width="stretch", on_click=go_to, args=(st.session_state, step - 1, layers))
         forward.button("Next", key="lesson_next", type="primary", disabled=step == len(STEPS) - 1, width="stretch", on_click=go_to, args=(st.session_state, step + 1, layers))
         end.button("End the lesson", key="lesson_end", width="stretch", on_click=stop, args=(st.session_state,))
+        st.markdown(STEPS[step].text(View(result, class_names)))
 

@@ -52,6 +52,11 @@ def measured_size(perturbation: Perturbation, norm: str | None) -> tuple[str, st
     return plain, f"The perturbation δ (changed photo − original), measured in each norm: {technical}."
 
 
+def _change_caption(what: str, reach: float) -> str:
+    """"The change, stretched ×32 to be visible", or "No change" at budget 0."""
+    return f"{what}, stretched ×{1 / reach:.0f} to be visible" if reach > 0 else "No change"
+
+
 def _picture_row(result: Interaction) -> None:
     """Original | the change, made visible | the changed photo (twice over for a white-box attack)."""
     original = pictures.enlarge(result.image)
@@ -59,13 +64,13 @@ def _picture_row(result: Interaction) -> None:
         perturbation = result.perturbations[MODEL_NAMES[0]]
         shown = [("The photo the models see", original)]
         change, reach = pictures.change_picture(perturbation.delta)
-        shown.append((f"The change, stretched ×{1 / max(reach, 1e-6):.0f} to be visible", change))
+        shown.append((_change_caption("The change", reach), change))
         shown.append(("The changed photo" if result.settings.kind == "attack" else "The corrupted photo", pictures.enlarge(perturbation.image)))
     else:
         shown = [("The photo the models see", original)]
         for name in MODEL_NAMES:
             change, reach = pictures.change_picture(result.perturbations[name].delta)
-            shown.append((f"Change aimed at the {MODEL_SHORT[name]} (×{1 / max(reach, 1e-6):.0f})", change))
+            shown.append((f"Change for the {MODEL_SHORT[name]}, ×{1 / reach:.0f}" if reach > 0 else f"No change for the {MODEL_SHORT[name]}", change))
             shown.append((f"What the {MODEL_SHORT[name]} sees", pictures.enlarge(result.perturbations[name].image)))
     with st.container(key="stage_pictures"):
         for column, (caption, picture) in zip(st.columns(len(shown), gap="small"), shown):
@@ -76,14 +81,14 @@ def stage(sample: Sample, result: Interaction, class_names: Sequence[str]) -> No
     """Section 3, the one screen a class sees: the photo, the change, the changed photo, and both
     verdicts in large type."""
     st.header("3 · What the models say", anchor="verdicts")
-    title = sample.title[0].upper() + sample.title[1:]
+    title = sample.title
     norm = result.settings.norm if result.settings.kind == "attack" else None
     plain, technical = measured_size(result.perturbations[MODEL_NAMES[0]], norm)
     if result.shared_perturbation:
-        who = "no model involved" if result.settings.kind == "corruption" else f"computed on the {MODEL_SHORT[result.settings.source]}, shown to both"
+        who = "no model involved" if result.settings.kind == "corruption" else f"computed on the {MODEL_SHORT[result.settings.source]}"
     else:
-        who = "each model gets a change aimed at itself (white-box)"
-    st.caption(f"**{title}** · {result.settings.short_label} · {who} · {plain}", help=technical)
+        who = "each model gets its own (white-box)"
+    st.caption(f"**{title}** · {result.settings.short_label}, {who} · {plain}", help=technical)
     _picture_row(result)
     view = " ".join([sample.key, *page_state.url_values(result.settings, None, None, False).values()])
     for column, name in zip(st.columns(len(MODEL_NAMES), gap="medium"), MODEL_NAMES):

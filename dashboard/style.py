@@ -49,17 +49,37 @@ BASE = """
 </style>
 """
 
+# For a projector: the words a class reads grow (verdicts, section titles, captions, the lesson),
+# the teacher's chrome shrinks away (tagline, captions of details), and the first screen still holds
+# the photo, the change, the changed photo and both verdicts.
 PRESENTATION = """
 <style>
-html { font-size: 19px; }
-[data-testid="stMainBlockContainer"] { max-width: 100%; }
-.bg-verdict .bg-answer { font-size: clamp(1.7rem, 3.2vw, 3rem); }
-.bg-verdict .bg-mark { font-size: 1.5rem; }
+.bg-tagline, .st-key-models_caption { display: none; }
+[data-testid="stMainBlockContainer"] h2 { font-size: 1.8rem; }
+.st-key-stage_pictures [data-testid="stImage"] img { max-height: 28vh; }
+.bg-verdict .bg-model { font-size: 1.35rem; }
+.bg-verdict .bg-aside, .bg-verdict .bg-context { display: none; }
+.bg-verdict .bg-answer { font-size: clamp(2rem, 3.4vw, 3.2rem); line-height: 1.1; }
+.bg-verdict .bg-class { display: block; }
+.bg-verdict .bg-pct { font-size: 0.8em; }
+.bg-verdict .bg-mark { font-size: 1.6rem; }
+.bg-verdict .bg-small { font-size: 1rem; }
+.st-key-lesson_panel p { font-size: 1.25rem; }
+</style>
+"""
+
+# During the lesson its box sits above the pictures: they give up the room.
+LESSON = """
+<style>
+.st-key-stage_pictures [data-testid="stImage"] img { max-height: 24vh; }
+.st-key-lesson_panel { padding: 0.5rem 1rem !important; gap: 0.3rem; }
+.st-key-lesson_panel button { min-height: 2.2rem; padding: 0.2rem 0.6rem; }
 </style>
 """
 
 
-def apply(presentation: bool) -> None:
+def apply(presentation: bool, in_lesson: bool = False) -> None:
     """Inject the CSS (no visible element of its own). Markdown, not ``st.html``: the markdown
     renderer is already loaded when the first element arrives, so the verdicts never show unstyled."""
-    st.markdown(BASE + (PRESENTATION if presentation else ""), unsafe_allow_html=True)
+    css = BASE + (PRESENTATION if presentation else "") + (LESSON if in_lesson else "")
+    st.markdown(css, unsafe_allow_html=True)

@@ -59,7 +59,7 @@ def verdict_html(outcome: ModelOutcome, class_names: Sequence[str], true_label: 
     return (
         f'<div class="bg-verdict bg-{state}" data-model="{name}" data-view="{html.escape(view)}">'
         f'<div class="bg-model">{MODEL_TITLES[name]} <span class="bg-aside">· {MODEL_ASIDES[name]}</span></div>'
-        f'<div class="bg-small">On the {what} photo ({html.escape(settings.short_label)}):</div>'
+        f'<div class="bg-small bg-context">On the {what} photo ({html.escape(settings.short_label)}):</div>'
         f'<div class="bg-answer"><span class="bg-class">{class_title(class_names[answer])}</span> '
         f'<span class="bg-pct">{percent(outcome.perturbed_probabilities[answer])}</span></div>'
         f'<div class="bg-mark">{html.escape(mark)}</div>'

@@ -190,7 +190,7 @@ def test_white_box_source_shows_one_perturbation_per_model(app):
     app.radio(key="source").set_value("self").run()
     assert_page_ok(app)
     shown = image_captions(app)
-    assert sum(caption.startswith("Change aimed at the") for caption in shown) == 2
+    assert sum(caption.startswith("Change for the") for caption in shown) == 2
     assert sum(caption.startswith("What the") and caption.endswith("sees") for caption in shown) == 2
 
 

@@ -195,13 +195,39 @@ def test_a_students_page_holds_no_password_input_even_with_a_passcode_configured
         page.close()
 
 
-def test_presentation_mode_shows_no_teacher_controls_at_all(browser, server_setup):
+ANSWER_SIZE = "() => parseFloat(getComputedStyle(document.querySelector('.bg-verdict .bg-answer')).fontSize)"
+
+
+def test_presentation_mode_has_larger_verdicts_on_one_screen_and_no_teacher_controls(browser, server_setup):
+    normal = _open(browser, server_setup)
+    try:
+        normal_size = normal.evaluate(ANSWER_SIZE)
+    finally:
+        normal.close()
     page = _open(browser, server_setup, "?present=1")
     try:
         _wait_until_idle(page)
         assert page.locator("input[type=password]").count() == 0
         assert page.get_by_text("Retrain the models").count() == 0
-        size = page.evaluate("() => parseFloat(getComputedStyle(document.documentElement).fontSize)")
-        assert size > 16  # larger type for the projector
+        assert page.evaluate(ANSWER_SIZE) > normal_size * 1.2  # larger type for the projector
+        for name in ("baseline", "adversarial"):
+            box = page.locator(VERDICT.format(name=name)).bounding_box()
+            assert box["y"] + box["height"] <= 720, f"{name} verdict at {box}"
+    finally:
+        page.close()
+
+
+def test_during_the_lesson_both_verdicts_stay_on_the_first_screen(browser, server_setup):
+    page = _open(browser, server_setup)
+    try:
+        page.get_by_role("button", name=re.compile("lesson", re.I)).click()
+        page.get_by_text(re.compile("step 1 of")).wait_for(timeout=60_000)
+        for step in range(3):
+            _wait_until_idle(page)
+            for name in ("baseline", "adversarial"):
+                box = page.locator(VERDICT.format(name=name)).bounding_box()
+                assert box["y"] + box["height"] <= 720, f"step {step + 1}: {name} verdict at {box}"
+            page.locator(".st-key-lesson_panel").get_by_role("button", name="Next", exact=True).click()
+            page.get_by_text(re.compile(f"step {step + 2} of")).wait_for(timeout=60_000)
     finally:
         page.close()

@@ -256,7 +256,9 @@ def test_presentation_mode_hides_the_teacher_controls_and_enlarges_the_type(app)
     _ok(app)
     assert not any("Retrain" in h.value for h in app.header)
     assert app.query_params["present"] == "1"
-    assert any("html { font-size: 19px; }" in m.value for m in app.markdown)
+    from dashboard import style
+
+    assert any(style.PRESENTATION.strip() in m.value for m in app.markdown)
 
 
 def test_many_photos_shows_table_confusion_matrices_gallery_and_csv_on_request(app, tiny_beans):
