@@ -14,7 +14,7 @@ from typing import Any, Mapping, MutableMapping
 
 import streamlit as st
 
-from core.attacks import CORRUPTIONS, MAX_SEVERITY, NORMS
+from core.attacks import CORRUPTIONS, MAX_SEVERITY
 
 from dashboard import attack_controls
 from dashboard.analysis import SOURCES, AttackSettings, format_epsilon

@@ -4,6 +4,10 @@ and no teacher controls in a student's page.
 One ``streamlit run`` server for the module (the shipped checkpoints on the real Beans test split
 when it is here, else the tiny ones), with a teacher passcode configured; headless Debian Chromium
 through Playwright, each test in a fresh page (a fresh Streamlit session).
+
+``BEANGUARD_UPDATE_SCREENSHOT=1`` (with the real models) saves the README's pictures: the first
+screen at 1280×720 to ``dashboard/screenshot.png``, the lesson's third step to
+``dashboard/screenshot_lesson.png``.
 """
 
 from __future__ import annotations
@@ -16,9 +20,8 @@ from pathlib import Path
 import pytest
 from dashboard_helpers import CHROMIUM_ARGS, REPO_ROOT, free_port, open_when_ready, start_server, stop_server, tiny_beans, tiny_checkpoints
 
-from test_dashboard_browser import chromium  # noqa: F401  (the fixture that finds or installs Chromium)
-
 PASSCODE = "lesson-teacher-7"
+SCREENSHOTS = {"one_screen": REPO_ROOT / "dashboard" / "screenshot.png", "lesson": REPO_ROOT / "dashboard" / "screenshot_lesson.png"}
 VERDICT = ".st-key-verdict_{name} .bg-verdict"
 SHIPPED = REPO_ROOT / "checkpoints"
 
@@ -43,7 +46,7 @@ def server_setup(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def browser(chromium):  # noqa: F811
+def browser(chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -75,7 +78,8 @@ def _no_exception(page) -> None:
 def test_both_verdicts_with_a_percentage_are_on_the_first_screen(browser, server_setup, width, height):
     page = _open(browser, server_setup, width=width, height=height)
     try:
-        page.wait_for_load_state("networkidle")
+        _wait_until_idle(page)
+        page.locator(".st-key-stage_pictures img").nth(2).wait_for(timeout=60_000)  # pictures arrive as separate files
         for name in ("baseline", "adversarial"):
             card = page.locator(VERDICT.format(name=name))
             box = card.bounding_box()
@@ -88,6 +92,8 @@ def test_both_verdicts_with_a_percentage_are_on_the_first_screen(browser, server
             assert box["y"] + box["height"] <= height  # photo, change and changed photo: no scrolling either
         assert page.evaluate("() => document.querySelector('[data-testid=stMain]').scrollTop") == 0
         _no_exception(page)
+        if width == 1280:
+            _keep_screenshot(page, server_setup, "one_screen")
     finally:
         page.close()
 
@@ -107,30 +113,46 @@ def test_default_photo_is_right_clean_and_fooled_for_the_baseline_and_held_by_ns
         page.close()
 
 
+def _settings_shown(page, settings, timeout_ms: int = 60_000) -> None:
+    """Until both verdict cards were drawn for ``settings`` (their data-view ends with its link values)."""
+    from dashboard.page_state import url_values
+
+    expected = " " + " ".join(url_values(settings, None, None, False).values())
+    page.wait_for_function(
+        "expected => { const views = [...document.querySelectorAll('.bg-verdict')].map(c => c.getAttribute('data-view'));"
+        " return views.length === 2 && views.every(v => v.endsWith(expected)); }",
+        arg=expected,
+        timeout=timeout_ms,
+    )
+
+
 def test_the_whole_lesson_forwards_and_back_without_an_exception(browser, server_setup):
+    from dashboard.lesson import STEPS
+
     page = _open(browser, server_setup)
     try:
         page.get_by_role("button", name=re.compile("lesson", re.I)).click()
         panel = page.locator(".st-key-lesson_panel")
-        steps = int(re.search(r"step 1 of (\d+)", panel.inner_text(timeout=60_000)).group(1))
+        steps = len(STEPS)
         assert 6 <= steps <= 8
-        seen = []
         for step in range(1, steps + 1):
             page.get_by_text(re.compile(f"step {step} of {steps}")).wait_for(timeout=60_000)
+            _settings_shown(page, STEPS[step - 1].settings)  # the step set the controls, and both models answered
             _wait_until_idle(page)
             _no_exception(page)
-            seen.append(_views(page)[0])
+            if step == 3:
+                _keep_screenshot(page, server_setup, "lesson")
             if step < steps:
                 panel.get_by_role("button", name="Next", exact=True).click()
         assert panel.get_by_role("button", name="Next", exact=True).is_disabled()
-        assert any(" pgd " in view and " self" in view for view in seen), "a step with the white-box PGD attack"
-        assert any("gaussian_noise" in view for view in seen), "a step with a natural corruption"
+        assert any(s.settings.kind == "attack" and s.settings.iterations > 1 and s.settings.source == "self" for s in STEPS), "a white-box PGD step"
+        assert any(s.settings.kind == "corruption" for s in STEPS), "a natural-corruption step"
         for step in range(steps - 1, 0, -1):
             panel.get_by_role("button", name="Back", exact=True).click()
             page.get_by_text(re.compile(f"step {step} of {steps}")).wait_for(timeout=60_000)
+            _settings_shown(page, STEPS[step - 1].settings)
             _wait_until_idle(page)
             _no_exception(page)
-            assert _views(page)[0] == seen[step - 1], f"Back to step {step} restores its controls"
     finally:
         page.close()
 
@@ -167,6 +189,20 @@ def test_a_shared_link_opens_every_control_at_its_values(browser, server_setup):
         _no_exception(page)
     finally:
         page.close()
+
+
+def _keep_screenshot(page, server_setup, name: str) -> None:
+    """For the README (real models only): the viewport as a small palette PNG."""
+    if os.environ.get("BEANGUARD_UPDATE_SCREENSHOT") != "1" or not server_setup[1]:
+        return
+    from PIL import Image
+
+    page.wait_for_load_state("networkidle")
+    page.wait_for_timeout(1000)
+    raw = SCREENSHOTS[name].with_suffix(".raw.png")
+    page.screenshot(path=str(raw))
+    Image.open(raw).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOTS[name], optimize=True)
+    raw.unlink()
 
 
 def _checked_label(page, key: str) -> str:
