@@ -171,7 +171,7 @@ def _budget() -> float:
 @st.fragment
 def render(data_dir: Path | None) -> None:
     """The comparison section (everyone sees it; measuring is one button, shared by all pages)."""
-    st.header("Compare runs")
+    st.header("8 · Compare runs")
     st.caption(
         "Every pair of models the class can be shown: the shipped pair, the read-only examples and the "
         "teacher's runs. What did the multiplier or the budget ε buy (robust accuracy) and cost (clean accuracy)?"

@@ -73,14 +73,31 @@ def figures(at: AppTest) -> list[dict]:
 
 
 def probabilities(at: AppTest) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts (in page order)."""
-    bars = [f for f in figures(at) if [trace.get("name") for trace in f["data"]] == ["clean", "perturbed"]]
+    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts (in page order),
+    whose bars are labelled "before" and "after" the change."""
+    bars = [f for f in figures(at) if [trace.get("name") for trace in f["data"]] == ["before", "after"]]
     assert len(bars) == 2, f"expected one bar chart per model, found {len(bars)}"
-    return {name: {trace["name"]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
+    which = {"before": "clean", "after": "perturbed"}
+    return {name: {which[trace["name"]]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
 
 
 def verdicts(at: AppTest) -> list[str]:
-    return [m.value for m in at.markdown if m.value.startswith("Clean:")]
+    """Both models' verdict cards (section 3), as their HTML."""
+    return [m.value for m in at.markdown if 'class="bg-verdict' in m.value]
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def image_captions(at: AppTest) -> list[str]:
+    return [caption for image in at.image for caption in image.captions]
+
+
+def open_class(at: AppTest, label: int) -> AppTest:
+    """Show the first test photo of class ``label`` (the page opens on a good example of any class)."""
+    at.selectbox(key="test_class").set_value(label).run()
+    return at.slider(key=f"test_index_{label}").set_value(1).run()
 
 
 def assert_page_ok(at: AppTest) -> None:
@@ -103,25 +120,27 @@ def test_first_load_shows_both_models_clean_and_perturbed_predictions(app):
     for name in ("baseline", "adversarial"):
         assert shown[name]["clean"].shape == (3,) and shown[name]["perturbed"].shape == (3,)
         assert abs(shown[name]["clean"].sum() - 100.0) < 0.1
-    assert any("input 32 px" in c.value for c in app.caption), "the model size comes from the checkpoint"
+    assert any("they see 32 px photos" in c for c in captions(app)), "the model size comes from the checkpoint"
 
 
 def test_choosing_another_class_shows_that_image_and_its_predictions(app):
     app.run()
+    open_class(app, 0)
     before = probabilities(app)
     app.selectbox(key="test_class").set_value(2).run()
     assert_page_ok(app)
-    assert any("(healthy)" in m.value for m in app.markdown)
+    assert any("(healthy)" in c for c in captions(app))
     after = probabilities(app)
     assert not np.allclose(before["baseline"]["clean"], after["baseline"]["clean"])
 
 
 def test_choosing_another_image_number_changes_the_clean_predictions(app):
     app.run()
+    open_class(app, 0)
     before = probabilities(app)
     app.slider(key="test_index_0").set_value(3).run()
     assert_page_ok(app)
-    assert any("angular_leaf_spot_test_02.jpg" in m.value for m in app.markdown)
+    assert any("angular_leaf_spot_test_02.jpg" in c for c in captions(app))
     assert not np.allclose(before["adversarial"]["clean"], probabilities(app)["adversarial"]["clean"])
 
 
@@ -156,8 +175,9 @@ def test_norm_change_updates_both_models_perturbed_probabilities(app):
 def test_l1_attack_prints_its_measured_norm(app):
     app.run()
     app.radio(key="norm").set_value("l1").run()
-    titles = [f["layout"]["title"]["text"] for f in figures(app) if "title" in f["layout"] and "text" in f["layout"]["title"]]
-    assert any("‖δ‖₁ = " in title for title in titles)
+    stage = next(c for c in app.caption if "budget ε" in c.value)
+    assert "sum of all changes (L1) " in stage.value
+    assert "‖δ‖₁ = " in stage.proto.help  # the technical name in the tooltip
 
 
 def test_attack_source_change_updates_both_models_perturbed_probabilities(app):
@@ -166,15 +186,16 @@ def test_attack_source_change_updates_both_models_perturbed_probabilities(app):
     app.radio(key="source").set_value("adversarial").run()
     assert_page_ok(app)
     assert_both_perturbed_changed(before, probabilities(app))
-    assert any("transfer from the adversarial model" in c.value for c in app.caption)
+    assert any("transfer from the NSL model" in c.value for c in app.caption)
 
 
 def test_white_box_source_shows_one_perturbation_per_model(app):
     app.run()
     app.radio(key="source").set_value("self").run()
     assert_page_ok(app)
-    headings = [f["layout"]["title"]["text"] for f in figures(app) if "attacked through its own gradients" in f["layout"].get("title", {}).get("text", "")]
-    assert len(headings) == 2
+    shown = image_captions(app)
+    assert sum(caption.startswith("Change for the") for caption in shown) == 2
+    assert sum(caption.startswith("What the") and caption.endswith("sees") for caption in shown) == 2
 
 
 def test_pgd_updates_both_models_perturbed_probabilities(app):
@@ -182,7 +203,7 @@ def test_pgd_updates_both_models_perturbed_probabilities(app):
     before = probabilities(app)
     app.radio(key="method").set_value("PGD").run()
     assert_page_ok(app)
-    assert app.select_slider(key="iterations").value == 10
+    assert app.radio(key="iterations").value == 10
     assert_both_perturbed_changed(before, probabilities(app))
 
 
@@ -192,8 +213,9 @@ def test_natural_corruption_shows_all_three_norms_and_updates_predictions(app):
     app.radio(key="kind").set_value("corruption").run()
     app.selectbox(key="corruption").set_value("blur").run()
     assert_page_ok(app)
-    title = next(f["layout"]["title"]["text"] for f in figures(app) if "What both models see" in f["layout"].get("title", {}).get("text", ""))
-    assert "‖δ‖∞" in title and "‖δ‖₂" in title and "‖δ‖₁" in title
+    stage = next(c for c in app.caption if "Blur, severity" in c.value)
+    assert "no model involved" in stage.value
+    assert all(words in stage.value for words in ("largest pixel change", "overall size (L2)", "sum of all changes (L1)"))
     assert_both_perturbed_changed(before, probabilities(app))
 
 
@@ -214,7 +236,7 @@ def test_top_channels_view_shows_a_grid_for_both_models(app):
     app.run()
     app.radio(key="channel_view").set_value("top").run()
     assert_page_ok(app)
-    grid = next(f for f in figures(app) if "top 4 channels" in f["layout"].get("title", {}).get("text", ""))
+    grid = next(f for f in figures(app) if "4 busiest channels" in f["layout"].get("title", {}).get("text", ""))
     assert len(grid["data"]) == 4 * 6
 
 
@@ -223,7 +245,8 @@ def test_top_channels_view_shows_a_grid_for_both_models(app):
 
 def test_whole_split_table_compares_clean_and_perturbed_accuracy_on_a_button(app):
     app.run()
-    assert not app.dataframe or all("attack" not in str(df.value.columns) for df in app.dataframe)
+    app.slider(key="epsilon_infinity").set_value(5).run()  # settings nobody has run on the whole split yet
+    assert not app.dataframe
     app.button(key="table_button").click().run()
     assert_page_ok(app)
     table = app.dataframe[0].value
@@ -236,7 +259,7 @@ def test_accuracy_curve_is_computed_on_a_button_and_then_cached(app):
     app.button(key="curve_button_l2").click().run()
     assert_page_ok(app)
     curve = next(f for f in figures(app) if "white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", ""))
-    assert [trace["name"] for trace in curve["data"]] == ["Baseline", "Adversarial (NSL)"]
+    assert [trace["name"] for trace in curve["data"]] == ["Baseline", "NSL model"]
     fresh = AppTest.from_file(str(APP_PATH), default_timeout=60).run()  # another session: no button needed
     assert any("white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", "") for f in figures(fresh))
 
@@ -261,8 +284,8 @@ def test_exif_rotated_photo_is_shown_upright(app):
     app.run()
     app.radio(key="image_source").set_value("upload").run()
     app.file_uploader(key="upload").set_value((filename, content, "image/jpeg")).run()
-    captions = [caption for image in app.image for caption in image.captions]
-    assert any("as uploaded (80×120 px)" in caption for caption in captions), captions
+    shown = image_captions(app)
+    assert any("as uploaded (80×120 px)" in caption for caption in shown), shown
 
 
 @pytest.mark.parametrize("case", [name for name, (_, _, accepted) in UPLOADS.items() if not accepted])

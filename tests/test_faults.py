@@ -116,11 +116,12 @@ def _values(encoded) -> np.ndarray:
 
 
 def probabilities(at: AppTest) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts."""
+    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts ("before" and "after" the change)."""
     figures = [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
-    bars = [f for f in figures if [trace.get("name") for trace in f["data"]] == ["clean", "perturbed"]]
+    bars = [f for f in figures if [trace.get("name") for trace in f["data"]] == ["before", "after"]]
     assert len(bars) == 2, f"expected one bar chart per model, found {len(bars)}"
-    return {name: {trace["name"]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
+    which = {"before": "clean", "after": "perturbed"}
+    return {name: {which[trace["name"]]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
 
 
 def assert_quiet(at: AppTest) -> None:
