@@ -1,15 +1,23 @@
-"""Is the dashboard fast enough for a classroom? Two targets:
+"""Is the dashboard fast enough for a classroom? Measured on the real server in headless Chromium.
 
 (a) one interaction (perturb + predictions + activation maps for both models, exactly
-    ``dashboard.analysis.run_interaction``, i.e. a cache miss) at the default settings on a real
-    test image: p95 <= 60 ms over 100 interactions after warm-up, the step size varying each time;
-(b) ``streamlit run`` to first complete render (both models' predictions visible) in headless
-    Chromium: <= 15 s.
+    ``dashboard.analysis.run_interaction``, a cache miss) at the default settings on a real test
+    image: p95 <= 60 ms over 100 interactions after warm-up, the budget ε varying each time;
+(b) ``streamlit run`` to both verdicts on screen: <= 10 s;
+(c) budget slider (one arrow key) until both new verdicts are drawn, 30 moves: p50 <= 250 ms,
+    p95 <= 600 ms;
+(d) first use of PGD, of L2, of L1 and of each attack source <= 1.5x its later uses (30 uses of
+    each kind by default; every use on a photo not seen before, so every use computes).
 
-    BEANS_DATA_DIR=../shared/beans python bench/bench_dashboard.py [--checkpoint-dir DIR] [--render-runs N]
+    BEANS_DATA_DIR=../shared/beans python bench/bench_dashboard.py [--before REF] [--moves 30] [--uses 30]
 
-Uses the shipped checkpoints (``checkpoints/``, or ``$BEANGUARD_CHECKPOINT_DIR``) unless told
-otherwise; prints a table and writes ``bench/results/dashboard.json``.
+``--before main`` also measures (b)–(d) on the code of that git ref (``git archive`` into a temporary
+folder, never touching a checkout), in the same run, and prints both columns side by side. On the
+older page a verdict counts as drawn when both probability charts have changed, as that page's own
+benchmark measured it (when a new attacker leaves one model's input as it was: the other chart
+and the end of the rerun); on this one, when both verdict cards name the new settings. Between two
+moves the page is left to finish drawing (as a student's next move is seconds away). Writes
+``bench/results/dashboard.json``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -28,11 +38,16 @@ sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 import core  # noqa: E402,F401  (TensorFlow with legacy Keras first)
 from core import checkpoints, data  # noqa: E402
-from dashboard.analysis import AttackSettings, run_interaction, warm_up  # noqa: E402
-from dashboard.views import activation_figure, perturbation_figure, probability_figure  # noqa: E402
+from dashboard.analysis import AttackSettings, run_interaction  # noqa: E402
+from dashboard.views import activation_figure, probability_figure  # noqa: E402
 
 INTERACTION_TARGET_MS = 60.0
-RENDER_TARGET_S = 15.0
+RENDER_TARGET_S = 10.0
+SLIDER_TARGETS_MS = {"p50": 250.0, "p95": 600.0}
+FIRST_USE_RATIO = 1.5
+WARM_UP_TIMEOUT_S = 900.0
+# (control key, option position, what a use switches to); positions follow core's NORMS and SOURCES.
+FIRST_USES = {"PGD": ("method", 1), "L2": ("norm", 1), "L1": ("norm", 2), "source: NSL model": ("source", 1), "source: each model (white-box)": ("source", 2)}
 
 
 def bench_interactions(directory: Path, data_dir: Path | None, count: int, warmup: int) -> dict:
@@ -40,8 +55,7 @@ def bench_interactions(directory: Path, data_dir: Path | None, count: int, warmu
     pair = checkpoints.load_pair(directory)
     size = int(pair.baseline.input_shape[1])
     test = data.load_split("test", size, data_dir)
-    image, label = test.images[0], int(test.labels[0])  # the app's default image: first of class 0 in name order
-    warm_up(pair, size)
+    image, label = test.images[0], int(test.labels[0])
     epsilons = np.linspace(1.0, 16.0, count) / 255.0
     for epsilon in epsilons[:warmup]:
         run_interaction(pair, image, label, AttackSettings(epsilon=float(epsilon)))
@@ -50,7 +64,6 @@ def bench_interactions(directory: Path, data_dir: Path | None, count: int, warmu
         started = time.perf_counter()
         result = run_interaction(pair, image, label, AttackSettings(epsilon=float(epsilon)))
         computed = time.perf_counter()
-        perturbation_figure(result.image, result.perturbations["baseline"], "infinity", "bench")
         for name in ("baseline", "adversarial"):
             probability_figure(result.outcomes[name], data.CLASS_NAMES, label)
         activation_figure(result.outcomes, result.layer_names[0], 0)
@@ -58,80 +71,222 @@ def bench_interactions(directory: Path, data_dir: Path | None, count: int, warmu
         with_figures.append((time.perf_counter() - started) * 1000)
     p50, p95 = np.percentile(compute, [50, 95])
     return {
-        "checkpoint_dir": str(directory),
         "image_size": size,
         "interactions": count,
         "interaction_p50_ms": round(float(p50), 2),
         "interaction_p95_ms": round(float(p95), 2),
-        "interaction_mean_ms": round(float(np.mean(compute)), 2),
         "interaction_plus_figures_p95_ms": round(float(np.percentile(with_figures, 95)), 2),
-        "interaction_target_ms": INTERACTION_TARGET_MS,
         "interaction_ok": bool(p95 <= INTERACTION_TARGET_MS),
     }
 
 
-def _slider_to_redraw_ms(page, moves: int) -> list[float]:
-    """Extra, end to end: one arrow key on the step-size slider until both bar charts have redrawn."""
-    from dashboard_helpers import wait_for_bars
+# --- the page, old or new ---------------------------------------------------------------------------
 
-    slider = page.locator(".st-key-epsilon_infinity").get_by_role("slider")
+
+# In the page: the time of the user's input, and a promise that resolves on the first animation
+# frame after both verdicts show something new (a MutationObserver; no polling from outside, whose
+# round trips would be counted too).
+INSTALL = """() => {
+  if (window.__bench) return;
+  window.__bench = true;
+  for (const kind of ['keydown', 'pointerdown']) document.addEventListener(kind, () => { window.__inputAt = performance.now(); }, true);
+}"""
+VERDICTS = {
+    True: "() => [...document.querySelectorAll('.bg-verdict')].map(card => card.getAttribute('data-view'))",
+    False: """() => ['baseline', 'adversarial'].map(name => {
+        const plots = [...document.querySelectorAll('.st-key-prediction_' + name + ' .js-plotly-plot')];
+        const drawn = plots.map(p => p._fullData && p._fullData[1] ? JSON.stringify(Array.from(p._fullData[1].x)) : null).filter(Boolean);
+        return drawn.length ? drawn[drawn.length - 1] : null; })""",
+}
+WAIT = """([read, before, isNew]) => new Promise(resolve => {
+  const snapshot = eval(read);
+  const idle = () => !document.querySelector('[data-testid=stStatusWidget]');
+  const done = () => {
+    const now = snapshot();
+    if (isNew) return now.length === 2 && now[0] === now[1] && !before.includes(now[0]);
+    const changed = now.map((value, i) => value !== null && value !== before[i]);
+    // A new attacker can leave one model's input, hence its chart, as it was: then that chart and the end of the rerun.
+    return changed.every(Boolean) || (changed.some(Boolean) && idle());
+  };
+  const finish = () => requestAnimationFrame(() => resolve(performance.now() - window.__inputAt));
+  if (done()) return finish();
+  const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); finish(); } });
+  observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
+})"""
+
+
+class Page:
+    """One version of the page, and what "both verdicts drawn" means on it: on this one, both
+    verdict cards name the new settings; on the older one, both probability charts changed."""
+
+    def __init__(self, page, new: bool):
+        self.page, self.new = page, new
+
+    def verdicts_shown(self) -> bool:
+        if self.new:
+            return self.page.locator(".bg-verdict").count() >= 2
+        return self.page.locator("[class*='st-key-prediction_'] [data-testid='stMarkdownContainer']").filter(has_text="Clean:").count() >= 2
+
+    def snapshot(self) -> list:
+        return self.page.evaluate(VERDICTS[self.new])
+
+    def timed(self, action, timeout_ms: float = 120_000) -> float:
+        """Milliseconds from the input event ``action`` sends to the frame that shows both new verdicts."""
+        self.page.evaluate(INSTALL)
+        before = self.snapshot()
+        self.page.evaluate("args => { window.__verdicts = (" + WAIT + ")(args); }", [VERDICTS[self.new], before, self.new])
+        action()
+        elapsed = float(self.page.evaluate("() => Promise.race([window.__verdicts, new Promise((_, fail) => setTimeout(() => fail(new Error('no new verdicts')), %d))])" % timeout_ms))
+        self.settle()
+        return elapsed
+
+    def settle(self) -> None:
+        """Until Streamlit's running indicator is gone and everything below is drawn, then a pause."""
+        self.page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
+        self.page.wait_for_timeout(250)
+
+
+def _timed(view: Page, action) -> float:
+    return view.timed(action)
+
+
+def _slider_moves(view: Page, moves: int) -> list[float]:
+    """(c): arrow keys on the L∞ budget slider, from 0 up to the top and back, each until both
+    verdicts are redrawn."""
+    slider = view.page.locator(".st-key-epsilon_infinity input[type=range]")
+    top = int(float(slider.get_attribute("max")))
     slider.focus()
-    page.keyboard.press("Home")  # ε = 0, then upwards: every move changes both charts
-    before = wait_for_bars(page)
-    page.wait_for_timeout(1500)
-    before = wait_for_bars(page)
-    timings = []
+    view.page.keyboard.press("Home")
+    view.settle()
+    timings, value, direction = [], 0, 1
     for _ in range(moves):
-        started = time.perf_counter()
-        page.keyboard.press("ArrowRight")
-        after = wait_for_bars(page, differing_from=before, timeout=10)
-        timings.append((time.perf_counter() - started) * 1000)
-        before = after
-        page.wait_for_timeout(300)
+        if not 0 <= value + direction <= top:
+            direction = -direction
+        value += direction
+        slider.focus()
+        key = "ArrowRight" if direction > 0 else "ArrowLeft"
+        timings.append(_timed(view, lambda key=key: view.page.keyboard.press(key)))
     return timings
 
 
-def bench_first_render(directory: Path, data_dir: Path | None, runs: int) -> dict:
-    """(b): wall time from starting the server to both predictions on screen (browser already up)."""
+def _click_option(view: Page, key: str, position: int) -> None:
+    view.page.locator(f".st-key-{key} [role=radiogroup] label").nth(position).click()
+
+
+def _next_photo(view: Page) -> None:
+    """Another photo of the same class (not measured): later uses must compute, like the first."""
+    slider = view.page.locator("[class*='st-key-test_index_'] input[type=range]").first
+    maximum, current = float(slider.get_attribute("max")), float(slider.input_value())
+    slider.focus()
+    view.page.keyboard.press("ArrowRight" if current < maximum else "Home")
+    view.settle()
+
+
+def _first_uses(view: Page, uses: int) -> dict[str, dict]:
+    """(d): for each control, its first use and ``uses - 1`` later ones, each on a new photo."""
+    results = {}
+    for name, (key, position) in FIRST_USES.items():
+        timings = []
+        for _ in range(uses):
+            _next_photo(view)
+            timings.append(_timed(view, lambda: _click_option(view, key, position)))
+            _click_option(view, key, 0)  # back to the default (not measured)
+            view.settle()
+        later = float(np.median(timings[1:])) if len(timings) > 1 else float("nan")
+        results[name] = {
+            "first_ms": round(timings[0]), "later_median_ms": round(later), "ratio": round(timings[0] / later, 2) if later else None,
+            "uses_ms": [round(ms) for ms in timings],
+        }  # fmt: skip
+    return results
+
+
+def _warm_up_seconds(log: Path, since: float, timeout: float) -> float | None:
+    """The new page logs when its background tracing is done; None if it never says so."""
+    while time.perf_counter() - since < timeout:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if "Beanguard warm-up finished" in text:
+            return time.perf_counter() - since
+        time.sleep(1.0)
+    return None
+
+
+def bench_page(root: Path, new: bool, directory: Path, data_dir: Path | None, moves: int, uses: int, render_runs: int, scratch: Path) -> dict:
+    """(b)–(d) on the app in ``root``."""
     from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, open_when_ready, start_server, stop_server
     from playwright.sync_api import sync_playwright
 
-    if not CHROMIUM.exists():
-        return {"first_render_s": None, "first_render_note": f"{CHROMIUM} missing"}
-    env = {"BEANGUARD_CHECKPOINT_DIR": str(directory), "BEANS_DATA_DIR": str(data_dir or "")}
-    seconds: list[float] = []
-    slider_ms: list[float] = []
+    env = {"BEANGUARD_CHECKPOINT_DIR": str(directory), "BEANS_DATA_DIR": str(data_dir or ""), "BEANGUARD_TEACHER_PASSCODE": ""}
+    figures: dict = {"code": str(root), "first_verdicts_s": []}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
-            for _ in range(runs):
-                page = browser.new_page(viewport={"width": 1440, "height": 1000})
-                port = free_port()
+            for run in range(render_runs):
+                page = browser.new_page(viewport={"width": 1280, "height": 720})
+                view = Page(page, new)
+                port, log = free_port(), scratch / f"server_{'new' if new else 'old'}_{run}.log"
                 started = time.perf_counter()
-                server = start_server(port, env, REPO / "bench" / "results" / "dashboard_server.log")
+                server = start_server(port, env, log, root=root)
                 try:
-                    open_when_ready(page, f"http://127.0.0.1:{port}", server, timeout=120)
-                    for name in ("baseline", "adversarial"):
-                        page.locator(f".st-key-prediction_{name} [data-testid='stMarkdownContainer']").filter(has_text="Clean:").wait_for(timeout=120_000)
-                    seconds.append(time.perf_counter() - started)
+                    open_when_ready(page, f"http://127.0.0.1:{port}", server, timeout=180)
+                    while not view.verdicts_shown():
+                        if time.perf_counter() - started > 180:
+                            raise TimeoutError("no verdicts after 180 s")
+                        page.wait_for_timeout(10)
+                    figures["first_verdicts_s"].append(round(time.perf_counter() - started, 2))
+                    if run < render_runs - 1:
+                        continue
+                    if new:
+                        warm = _warm_up_seconds(log, started, WARM_UP_TIMEOUT_S)
+                        figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
+                    view.settle()
+                    slider = _slider_moves(view, moves)
+                    figures["slider_ms"] = [round(ms) for ms in slider]
+                    figures["slider_p50_ms"] = round(float(np.percentile(slider, 50)))
+                    figures["slider_p95_ms"] = round(float(np.percentile(slider, 95)))
+                    figures["first_use"] = _first_uses(view, uses)
                     if page.locator('[data-testid="stException"]').count():
                         raise RuntimeError("the page shows an exception")
-                    if not slider_ms:
-                        slider_ms = _slider_to_redraw_ms(page, moves=10)
                 finally:
                     stop_server(server)
                     page.close()
         finally:
             browser.close()
-    worst = max(seconds)
-    return {
-        "slider_to_redraw_ms": [round(ms) for ms in slider_ms],
-        "slider_to_redraw_p50_ms": round(float(np.percentile(slider_ms, 50))) if slider_ms else None,
-        "first_render_s": [round(s, 2) for s in seconds],
-        "first_render_worst_s": round(worst, 2),
-        "first_render_target_s": RENDER_TARGET_S,
-        "first_render_ok": bool(worst <= RENDER_TARGET_S),
-    }
+    return figures
+
+
+def _checkout(ref: str, into: Path) -> Path:
+    """The code of ``ref`` in a fresh folder (``git archive``: no checkout is touched)."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True, capture_output=True).stdout
+    into.mkdir(parents=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return into
+
+
+def _row(label: str, values: list, target: str = "") -> str:
+    return f"{label:<48}" + "".join(f"{value!s:>14}" for value in values) + (f"   {target}" if target else "")
+
+
+def print_table(results: dict) -> None:
+    columns = [name for name in ("before", "after") if name in results]
+    print(_row("measure", columns, "target"))
+    interaction = results.get("interaction", {})
+    if interaction:
+        cells = ["" if column == "before" else interaction["interaction_p95_ms"] for column in columns] or [interaction["interaction_p95_ms"]]
+        print(_row("interaction p95 (ms, server compute, this code)", cells, f"<= {INTERACTION_TARGET_MS:g}"))
+    print(_row("streamlit run -> both verdicts (s)", [max(results[c]["first_verdicts_s"]) for c in columns], f"<= {RENDER_TARGET_S:g}"))
+    print(_row("budget slider -> both verdicts, p50 (ms)", [results[c].get("slider_p50_ms") for c in columns], f"<= {SLIDER_TARGETS_MS['p50']:g}"))
+    print(_row("budget slider -> both verdicts, p95 (ms)", [results[c].get("slider_p95_ms") for c in columns], f"<= {SLIDER_TARGETS_MS['p95']:g}"))
+    for name in FIRST_USES:
+        cells = []
+        for column in columns:
+            use = results[column].get("first_use", {}).get(name, {})
+            cells.append(f"{use.get('first_ms')}/{use.get('later_median_ms')}" if use else "")
+        ratios = [results[c].get("first_use", {}).get(name, {}).get("ratio") for c in columns]
+        print(_row(f"first / later use of {name} (ms)", cells, f"ratio {' -> '.join(str(r) for r in ratios)} (<= {FIRST_USE_RATIO:g})"))
+    if not columns:
+        return
+    if "after" in results and results["after"].get("warm_up_done_after_start_s") is not None:
+        print(f"(after: every attack graph traced in the background {results['after']['warm_up_done_after_start_s']} s after `streamlit run`)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -140,28 +295,38 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", type=Path, default=data.resolve_data_dir())
     parser.add_argument("--interactions", type=int, default=100)
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--render-runs", type=int, default=1)
+    parser.add_argument("--moves", type=int, default=30, help="budget slider moves per page")
+    parser.add_argument("--uses", type=int, default=30, help="uses of each control (the first one and the later ones)")
+    parser.add_argument("--render-runs", type=int, default=1, help="cold starts per page")
+    parser.add_argument("--before", help="also measure this git ref's page (e.g. main), in the same run")
+    parser.add_argument("--skip-interactions", action="store_true")
+    parser.add_argument("--skip-after", action="store_true", help="only the --before page (to study it)")
     args = parser.parse_args(argv)
+    from dashboard_helpers import CHROMIUM
+
     (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
+    results: dict = {"cpu_count": os.cpu_count(), "load_average_1min_start": round(os.getloadavg()[0], 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}
     try:
-        figures = bench_interactions(args.checkpoint_dir, args.data_dir, args.interactions, args.warmup)
+        if not args.skip_interactions:
+            results["interaction"] = bench_interactions(args.checkpoint_dir, args.data_dir, args.interactions, args.warmup)
     except (checkpoints.CheckpointError, data.DataError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    figures.update(bench_first_render(args.checkpoint_dir, args.data_dir, args.render_runs))
-    figures.update({"cpu_count": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
-    print(f"{'measure':<44} {'value':>12}  target")
-    print(f"{'interaction p50 (ms)':<44} {figures['interaction_p50_ms']:>12}")
-    print(f"{'interaction p95 (ms)':<44} {figures['interaction_p95_ms']:>12}  <= {INTERACTION_TARGET_MS:g}  {'PASS' if figures['interaction_ok'] else 'OVER'}")
-    print(f"{'interaction + figures p95 (ms)':<44} {figures['interaction_plus_figures_p95_ms']:>12}")
-    if figures.get("first_render_s") is not None:
-        print(f"{'streamlit run -> both predictions (s, worst)':<44} {figures['first_render_worst_s']:>12}  <= {RENDER_TARGET_S:g}  {'PASS' if figures['first_render_ok'] else 'OVER'}")
+    if not CHROMIUM.exists():
+        print(f"{CHROMIUM} is missing: browser measurements skipped", file=sys.stderr)
     else:
-        print(f"{'streamlit run -> both predictions':<44} {'skipped':>12}  ({figures.get('first_render_note')})")
-    if figures.get("slider_to_redraw_p50_ms") is not None:
-        print(f"{'slider key -> both charts redrawn, p50 (ms)':<44} {figures['slider_to_redraw_p50_ms']:>12}  (extra, in Chromium)")
-    print(f"(checkpoints {figures['checkpoint_dir']}, {figures['image_size']} px, {figures['cpu_count']} CPUs, load {figures['load_average_1min']})")
-    (REPO / "bench" / "results" / "dashboard.json").write_text(json.dumps(figures, indent=2) + "\n")
+        with tempfile.TemporaryDirectory(prefix="beanguard-bench-") as scratch:
+            scratch_path = Path(scratch)
+            if args.before:
+                old = _checkout(args.before, scratch_path / "before")
+                results["before"] = bench_page(old, False, args.checkpoint_dir, args.data_dir, args.moves, args.uses, args.render_runs, scratch_path)
+                results["before"]["ref"] = args.before
+            if not args.skip_after:
+                results["after"] = bench_page(REPO, True, args.checkpoint_dir, args.data_dir, args.moves, args.uses, args.render_runs, scratch_path)
+    results["load_average_1min_end"] = round(os.getloadavg()[0], 2)
+    print_table(results)
+    print(f"({results['cpu_count']} CPUs, load average {results['load_average_1min_start']} at the start, {results['load_average_1min_end']} at the end)")
+    (REPO / "bench" / "results" / "dashboard.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 

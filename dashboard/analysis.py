@@ -1,4 +1,5 @@
-"""What one slider move computes, and the whole-test-split numbers, as calls into ``core``.
+"""What one slider move computes, as calls into ``core``: the attack, both models' answers and
+activation maps, where each model looked (saliency), and the start-up warm-up of every graph.
 
 No Streamlit here, so the benchmark and the tests time and check exactly what the app runs.
 No TensorFlow math either: attacks, corruptions, predictions and activations come from ``core``;
@@ -8,21 +9,21 @@ this module only decides *which* model attacks *which* input and packs the resul
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import numpy as np
 
 from core.activations import predict_with_activations
 from core.attacks import CORRUPTIONS, NORMS, Attack, attack, corrupt, norm_symbol, perturbation_norm
 from core.checkpoints import ModelPair
-from core.data import Split
-from core.evaluate import CURVE_EPSILONS, CURVE_ITERATIONS, accuracy
+from core.evaluate import CURVE_EPSILONS
+from core.explain import METHODS as EXPLAIN_METHODS, explain
 
 MODEL_NAMES: tuple[str, ...] = ("baseline", "adversarial")
+MODEL_SHORT = {"baseline": "baseline", "adversarial": "NSL model"}  # one name per model, in every sentence
 SOURCES: tuple[str, ...] = ("baseline", "adversarial", "self")
 KINDS: tuple[str, ...] = ("attack", "corruption")
 CORRUPTION_SEED = 0  # the same noise for every rerun, so moving a slider back shows the same picture
-ProgressCallback = Callable[[float, str], None]
 
 
 @dataclass(frozen=True)
@@ -58,23 +59,37 @@ class AttackSettings:
         return model_name if self.source == "self" else self.source
 
     @property
+    def name(self) -> str:
+        """Short: "FGSM", "PGD-10" or the corruption's name."""
+        if self.kind == "corruption":
+            return corruption_title(self.corruption)
+        return "FGSM" if self.iterations == 1 else f"PGD-{self.iterations}"
+
+    @property
+    def short_label(self) -> str:
+        """One line for a caption: "FGSM L∞, budget ε 8/255" or "Blur, severity 3 of 5"."""
+        if self.kind == "corruption":
+            return f"{corruption_title(self.corruption)}, severity {self.severity} of 5"
+        return f"{self.name} {norm_symbol(self.norm)}, budget ε {format_epsilon(self.norm, self.epsilon)}"
+
+    @property
     def description(self) -> str:
         """One line a student can read aloud: what was done to the image, and by whom."""
         if self.kind == "corruption":
-            return f"{corruption_title(self.corruption)}, severity {self.severity} of 5 (no model involved)"
+            return f"{self.short_label} (no model involved)"
         who = {
-            "baseline": "computed on the baseline and shown to both models (the seed's protocol)",
-            "adversarial": "computed on the adversarial model and shown to both models",
-            "self": "each model attacked through its own gradients (white-box)",
+            "baseline": "computed on the baseline and shown to both models",
+            "adversarial": "computed on the NSL model and shown to both models",
+            "self": "each model attacked through its own gradients",
         }[self.source]
-        return f"{self.threat.label}, {who}"
+        return f"{self.short_label}, {who}"
 
     def threat_model(self, model_name: str) -> str:
         """White-box (the attacker is the model itself), transfer, or a natural corruption."""
         attacker = self.attacker_for(model_name)
         if attacker is None:
             return "natural corruption"
-        return "white-box" if attacker == model_name else f"transfer from the {attacker} model"
+        return "white-box" if attacker == model_name else f"transfer from the {MODEL_SHORT[attacker]}"
 
 
 @dataclass(frozen=True)
@@ -179,82 +194,63 @@ def run_interaction(pair: ModelPair, image: np.ndarray, true_label: int | None, 
     return Interaction(image, true_label, settings, perturbations, outcomes)
 
 
-def warm_up(pair: ModelPair, image_size: int) -> None:
-    """Trace FGSM in every norm on both models, and the activation extractors, at model-load time.
+@dataclass(frozen=True)
+class Explanation:
+    """Where one model looked (saliency in [0, 1], input size) for its answer on the clean and on
+    the perturbed image."""
 
-    The first call of each (model, norm, iterations) builds a TensorFlow graph inside core (about
-    0.1 s for FGSM, 1 s for PGD); doing the FGSM ones here keeps them out of the first slider moves.
-    PGD graphs are left to their first use: all of them would add tens of seconds to start-up.
-    """
-    blank = np.full((image_size, image_size, 3), 0.5, np.float32)
-    for norm in NORMS:
-        run_interaction(pair, blank, 0, AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], source="self"))
-
-
-# --- whole test split ----------------------------------------------------------------------------
+    clean: np.ndarray  # (H, W)
+    perturbed: np.ndarray
+    clean_class: int
+    perturbed_class: int
 
 
-def split_accuracy_rows(
-    pair: ModelPair, split: Split, settings: AttackSettings, progress: ProgressCallback | None = None
-) -> list[dict[str, object]]:
-    """The seed's table for the current settings: clean vs perturbed accuracy of both models."""
-    report = progress or (lambda fraction, message: None)
-    report(0.0, "clean accuracy")
-    clean = {name: accuracy(pair[name], split.images, split.labels) for name in MODEL_NAMES}
-    report(0.2, "perturbing the test split")
-    perturbed_inputs: dict[str, np.ndarray] = {}
-    if settings.kind == "corruption":
-        corrupted = corrupt(split.images, settings.corruption, settings.severity, seed=CORRUPTION_SEED)
-        perturbed_inputs = {name: corrupted for name in MODEL_NAMES}
-    else:
-        made: dict[str, np.ndarray] = {}
-        for index, name in enumerate(MODEL_NAMES):
-            attacker = settings.attacker_for(name)
-            assert attacker is not None
-            if attacker not in made:
-                report(0.2 + 0.35 * index, f"attacking with the {attacker} model's gradients")
-                made[attacker] = attack(split.images, split.labels, pair[attacker], settings.threat)
-            perturbed_inputs[name] = made[attacker]
-    report(0.9, "perturbed accuracy")
-    perturbed = {name: accuracy(pair[name], perturbed_inputs[name], split.labels) for name in MODEL_NAMES}
-    report(1.0, "done")
-    return [
-        {"row": "Clean test images", "baseline": clean["baseline"], "adversarial": clean["adversarial"], "threat model": "none"},
-        {
-            "row": settings.description,
-            "baseline": perturbed["baseline"],
-            "adversarial": perturbed["adversarial"],
-            "threat model": "; ".join(f"{name}: {settings.threat_model(name)}" for name in MODEL_NAMES),
-        },
-    ]
-
-
-def accuracy_curve(
-    pair: ModelPair,
-    split: Split,
-    norm: str,
-    iterations: int = CURVE_ITERATIONS,
-    progress: ProgressCallback | None = None,
-) -> dict[str, object]:
-    """White-box PGD accuracy vs budget for both models, shaped like metadata's ``curves[norm]``."""
-    from core.evaluate import robustness_curve
-
-    epsilons = CURVE_EPSILONS[norm]
-    curve: dict[str, object] = {"epsilons": list(epsilons), "attack": f"white-box PGD-{iterations} {norm_symbol(norm)}"}
-    steps, done = len(epsilons) * len(MODEL_NAMES), 0
+def explain_interaction(pair: ModelPair, result: Interaction, method: str = "grad_cam") -> dict[str, Explanation]:
+    """Saliency (``core.explain``) of each model's own answer, clean and perturbed."""
+    explained = {}
     for name in MODEL_NAMES:
-        points = []
-        for epsilon in epsilons:
-            if progress is not None:
-                progress(done / steps, f"{name} model at {format_epsilon(norm, epsilon)}")
-            points.append(robustness_curve(pair[name], split.images, split.labels, norm, (epsilon,), iterations)[0])
-            done += 1
-        curve[name] = points
-    if progress is not None:
-        progress(1.0, "done")
-    return curve
+        outcome = result.outcomes[name]
+        classes = [outcome.clean_prediction, outcome.perturbed_prediction]
+        maps = explain(pair[name], np.stack([result.image, result.perturbations[name].image]), classes, method)
+        explained[name] = Explanation(maps[0], maps[1], *classes)
+    return explained
+
+
+def warm_up_plan(pgd_steps: Sequence[int], default_steps: int) -> list[AttackSettings]:
+    """Every attack graph the controls can reach (each model attacked through its own gradients
+    covers both attackers), most likely first: FGSM, PGD at the default step count, corruptions,
+    then the other step counts."""
+    others = [steps for steps in pgd_steps if steps != default_steps]
+    plan = [AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], iterations=steps, source="self") for steps in (1, default_steps) for norm in NORMS]
+    plan += [AttackSettings(kind="corruption", corruption=kind, severity=1) for kind in CORRUPTIONS]
+    plan += [AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], iterations=steps, source="self") for steps in others for norm in NORMS]
+    return plan
+
+
+def warm_up(
+    pair: ModelPair,
+    image_size: int,
+    plan: Sequence[AttackSettings],
+    on_step: Callable[[int, int], None] | None = None,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> None:
+    """Run every setting in ``plan`` (and both saliency methods) once on a grey image, so that each
+    graph core builds on first use (about 0.1 s for FGSM, 1–2 s for PGD) is built before anybody
+    asks for it. Meant for a background thread (results are thrown away); ``should_stop`` is asked
+    between settings."""
+    blank = np.full((image_size, image_size, 3), 0.5, np.float32)
+    for done, settings in enumerate(plan, start=1):
+        if should_stop():
+            return
+        result = run_interaction(pair, blank, 0, settings)
+        if done == 1:
+            for method in EXPLAIN_METHODS:
+                explain_interaction(pair, result, method)
+        if on_step is not None:
+            on_step(done, len(plan))
 
 
 def format_epsilon(norm: str, epsilon: float) -> str:
-    """L∞ budgets read as brightness steps out of 255; L2 and L1 as plain numbers."""
-    return f"{epsilon * 255:g}/255" if norm == "infinity" else f"{epsilon:g}"
+    """A budget or a measured size: L∞ in brightness steps out of 255 ("8/255", "7.94/255"); L2 and
+    L1 as plain numbers. The one formatter for these everywhere on the page."""
+    return f"{epsilon * 255:.3g}/255" if norm == "infinity" else f"{epsilon:.3g}"

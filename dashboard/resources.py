@@ -1,31 +1,50 @@
 """Everything slow happens once: models, data, decoded uploads and per-setting results are cached.
 
-- Models: ``st.cache_resource`` keyed on ``core.checkpoints.pair_version`` — replacing a checkpoint
-  file (a retraining run) changes the key, so every session loads the new pair on its next rerun.
+- Models: ``st.cache_resource`` keyed on the folder (the run the class sees, ``core.runs``) and
+  ``core.checkpoints.pair_version`` — another run or a replaced file changes the key, so every
+  session loads the new pair on its next rerun.
   While a save is in progress ``load_pair`` raises ``CheckpointMismatch`` (the files are checked
   against the digests in metadata.json, which is written last) and a session keeps its pair.
 - Test split and uploads: ``st.cache_data`` (plain arrays, safe to copy).
 - One slider position: ``st.cache_data`` on (models, image, settings), shared by every session, so a
   class all looking at the default image pays for it once.
-- Whole-split curves and tables: a process-wide :class:`ResultStore`, filled on a button press.
+- Where each model looked (saliency): ``st.cache_data`` on (models, image, settings, method).
+- Whole-split results (table, gallery, confusion matrices, CSV, good examples) and curves: a
+  process-wide :class:`ResultStore`, filled on a button press — or, for good examples, on demand.
+- Every attack graph the controls can reach: traced by one background thread per model pair,
+  started after a page has drawn its first verdicts (:func:`start_warm_up`).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import dataclasses
+import logging
+import os
 import sys
 import threading
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import streamlit as st
 
-from core import checkpoints
+from core import checkpoints, ood
 from core.data import Split, load_split, resolve_data_dir
 
-from dashboard.analysis import AttackSettings, Interaction, run_interaction, warm_up
+from core.examples import GoodExamples
+
+from dashboard.attack_controls import BUDGET_DEFAULTS
+from dashboard.analysis import AttackSettings, Explanation, Interaction, explain_interaction, run_interaction, warm_up, warm_up_plan
+from dashboard.split_analysis import ProgressCallback, SplitResults, split_results
 from dashboard.uploads import UploadResult, decode_upload
+
+LOGGER = logging.getLogger("beanguard.warm_up")
+WARM_UP_NICENESS = 5  # the background tracing yields the CPU to pages that are drawing
+WARM_UP_SWITCH_INTERVAL_S = 0.0005  # Python's default is 0.005
 
 
 def command_line_data_dir(argv: list[str] | None = None) -> str | None:
@@ -43,10 +62,10 @@ def data_dir_setting() -> Path | None:
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the two models…")
 def load_models(directory: str, version: str) -> checkpoints.ModelPair:
-    """Load and warm up the pair; ``version`` is only the cache key (it changes with the files)."""
-    pair = checkpoints.load_pair(directory)
-    warm_up(pair, image_size(pair))
-    return pair
+    """Load the pair; ``version`` is only the cache key (it changes with the files). The graphs are
+    traced later, in the background (:func:`start_warm_up`), so the first page is not kept waiting.
+    Run folders (anything but the shipped pair) must match the digests in their metadata.json."""
+    return checkpoints.load_pair(directory, require_digests=Path(directory).resolve() != checkpoints.checkpoint_dir().resolve())
 
 
 def current_models(folder: Path) -> checkpoints.ModelPair:
@@ -78,6 +97,12 @@ def load_test_split(data_dir: str | None, size: int) -> Split:
     return load_split("test", size, data_dir)
 
 
+@st.cache_resource(max_entries=4, show_spinner=False)
+def ood_reference(data_key: str, _split: Split) -> ood.Reference:
+    """What the Beans test photos look like (``core.ood``), once per data source and size."""
+    return ood.fit_reference(_split.images)
+
+
 @st.cache_data(max_entries=16, show_spinner=False)
 def decode_uploaded_file(name: str, digest: str, _data: bytes, size: int) -> UploadResult:
     """Decode once per distinct file (keyed on its SHA-1 ``digest``, not on up to 10 MB of bytes)."""
@@ -94,6 +119,16 @@ def _interaction(
 def interaction(pair: checkpoints.ModelPair, image_key: str, image: np.ndarray, true_label: int | None, settings: AttackSettings) -> Interaction:
     """``run_interaction`` cached per (models, image, label, settings), across all sessions."""
     return _interaction(pair.version, image_key, true_label, settings, pair, image)
+
+
+@st.cache_data(max_entries=32, show_spinner=False)
+def _explanations(version: str, image_key: str, true_label: int | None, settings: AttackSettings, method: str, _pair: checkpoints.ModelPair, _result: Interaction) -> dict[str, Explanation]:
+    return explain_interaction(_pair, _result, method)
+
+
+def explanations(pair: checkpoints.ModelPair, image_key: str, result: Interaction, method: str) -> dict[str, Explanation]:
+    """Where each model looked, cached like :func:`interaction`."""
+    return _explanations(pair.version, image_key, result.true_label, result.settings, method, pair, result)
 
 
 class ResultStore:
@@ -115,3 +150,98 @@ class ResultStore:
 @st.cache_resource
 def result_store() -> ResultStore:
     return ResultStore()
+
+
+def split_results_for(
+    pair: checkpoints.ModelPair, split: Split, data_key: str, settings: AttackSettings, progress: ProgressCallback | None = None, compute: bool = True
+) -> SplitResults | None:
+    """The whole test split under ``settings``: from the store, else computed (when ``compute``)."""
+    store = result_store()
+    key = ("split", pair.version, data_key, settings)
+    results = store.get(key)
+    if results is None and compute:
+        results = split_results(pair, split, settings, progress)
+        store.put(key, results)
+    return results
+
+
+def good_examples(pair: checkpoints.ModelPair, split: Split, data_key: str, settings: AttackSettings) -> GoodExamples:
+    """Test photos that tell the story at ``settings``, from the current models (computed once per
+    model pair, data and settings, then shared by every session)."""
+    if settings.kind == "attack" and settings.epsilon == 0:
+        # an example must be fooled by *some* change: at budget 0, look at the norm's default budget
+        settings = dataclasses.replace(settings, epsilon=BUDGET_DEFAULTS[settings.norm])
+    return split_results_for(pair, split, data_key, settings).good_examples()
+
+
+WARM_UP_ENV = "BEANGUARD_WARM_UP"  # "0": no background tracing (the dashboard tests, to spare the CPU)
+
+
+@dataclass
+class WarmUp:
+    """Progress of the background tracing for one model pair (read by every page)."""
+
+    total: int
+    done: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    seconds: float | None = None  # set when finished
+    error: str | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+
+    @property
+    def finished(self) -> bool:
+        return self.seconds is not None
+
+
+_JOBS: list[WarmUp] = []
+
+
+@atexit.register
+def _stop_warm_ups() -> None:
+    """At exit, let a running warm-up finish its current graph: a thread killed inside TensorFlow
+    during interpreter shutdown aborts the whole process."""
+    for job in _JOBS:
+        job.stop.set()
+    for job in _JOBS:
+        if job.thread is not None:
+            job.thread.join(timeout=30)
+
+
+def _trace_everything(pair: checkpoints.ModelPair, plan: Sequence[AttackSettings], status: WarmUp) -> None:
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_UP_NICENESS)  # this thread only (Linux)
+    except (AttributeError, OSError):
+        pass
+
+    def step(done: int, total: int) -> None:
+        status.done = done
+
+    # While this thread traces (pure Python, holding the GIL for seconds), a page's rerun waits for
+    # the GIL each time TensorFlow hands it back; a shorter switch interval makes those waits short.
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(WARM_UP_SWITCH_INTERVAL_S)
+    try:
+        warm_up(pair, image_size(pair), plan, step, status.stop.is_set)
+    except Exception as error:  # noqa: BLE001  a failed warm-up only means slower first uses
+        status.error = f"{type(error).__name__}: {error}"
+        LOGGER.warning("Beanguard warm-up failed after %d of %d settings", status.done, status.total, exc_info=True)
+    finally:
+        sys.setswitchinterval(interval)
+    status.seconds = time.monotonic() - status.started_at
+    print(f"Beanguard warm-up finished: {status.done} of {status.total} settings traced in {status.seconds:.1f} s", file=sys.stderr, flush=True)
+
+
+@st.cache_resource(max_entries=2, show_spinner=False)
+def _warm_up_job(version: str, _pair: checkpoints.ModelPair, pgd_steps: tuple[int, ...], default_steps: int) -> WarmUp:
+    plan = warm_up_plan(pgd_steps, default_steps) if os.environ.get(WARM_UP_ENV, "1") != "0" else []
+    status = WarmUp(total=len(plan))
+    status.thread = threading.Thread(target=_trace_everything, args=(_pair, plan, status), name="beanguard-warm-up", daemon=True)
+    _JOBS.append(status)
+    status.thread.start()
+    return status
+
+
+def start_warm_up(pair: checkpoints.ModelPair, pgd_steps: tuple[int, ...], default_steps: int) -> WarmUp:
+    """Trace every attack graph the controls can reach, once per model pair, in a background thread."""
+    return _warm_up_job(pair.version, pair, pgd_steps, default_steps)

@@ -1,4 +1,4 @@
-"""Plotly figures and display helpers: numpy for display only, no model calls.
+"""Plotly figures: numpy for display only, no model calls.
 
 Colour conventions kept across every panel so a projected screen reads at a glance:
 baseline = orange, adversarial (NSL) = teal, clean = grey; perturbations and activation changes
@@ -20,49 +20,25 @@ import plotly.graph_objects as go
 from core.activations import top_channels
 from core.attacks import norm_symbol
 
-from dashboard.analysis import MODEL_NAMES, ModelOutcome, Perturbation
+from dashboard.analysis import MODEL_NAMES, ModelOutcome
+from dashboard.wording import MODEL_TITLES, class_title
 
 MODEL_COLOURS = {"baseline": "#E8743B", "adversarial": "#19A979"}
-MODEL_TITLES = {"baseline": "Baseline", "adversarial": "Adversarial (NSL)"}
 CLEAN_COLOUR = "#A0A7B4"
 # ColorBrewer RdBu, spelled out: Plotly.js and plotly.py disagree on named-scale directions.
 DIVERGING = [[0.0, "#2166AC"], [0.25, "#92C5DE"], [0.5, "#F7F7F7"], [0.75, "#F4A582"], [1.0, "#B2182B"]]  # blue = less, red = more
 ACTIVATION_SCALE = "Viridis"
 _MARGIN = {"l": 8, "r": 8, "t": 72, "b": 8}  # room for a figure title above the subplot titles
-_TITLE_FONT = {"size": 15}
-
-
-def class_title(name: str) -> str:
-    """``angular_leaf_spot`` -> ``angular leaf spot``."""
-    return name.replace("_", " ")
-
-
-def to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip(np.round(np.asarray(image, np.float32) * 255.0), 0, 255).astype(np.uint8)
-
-
-def enlarge(image: np.ndarray, minimum: int = 192) -> np.ndarray:
-    """Nearest-neighbour upscaling so a 64 px model input shows its real pixels, not a blur."""
-    factor = max(1, int(np.ceil(minimum / max(1, image.shape[0]))))
-    return np.repeat(np.repeat(to_uint8(image), factor, axis=0), factor, axis=1)
-
-
-_SUBSCRIPTS = {"infinity": "∞", "l2": "₂", "l1": "₁"}
-
-
-def format_size(norm: str, value: float) -> str:
-    """A measured perturbation size: L∞ in brightness steps out of 255, L2/L1 as numbers."""
-    return f"{value * 255:.1f}/255" if norm == "infinity" else f"{value:.3g}"
-
-
-def describe_norms(perturbation: Perturbation, norm: str | None) -> str:
-    """The perturbation's measured size: in the attack's norm, or in all three for a corruption."""
-    norms = [norm] if norm is not None else list(_SUBSCRIPTS)
-    return ", ".join(f"‖δ‖{_SUBSCRIPTS[n]} = {format_size(n, perturbation.norms[n])}" for n in norms)
+_TITLE_FONT = {"size": 17}
+BASE_FONT = 14  # px; readable from the back of a classroom (Plotly's default is 12)
+PRESENTATION_SCALE = 1.3  # presentation mode: type and figures this much larger
+# The toolbar stays on (hover): the camera button downloads the figure as a PNG, twice the size.
+PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
 
 
 def _figure(spec: dict) -> go.Figure:
     """A Figure from a spec we built ourselves, skipping Plotly's slow per-property validation."""
+    spec["layout"].setdefault("font", {"size": BASE_FONT})
     try:
         return go.Figure(spec, _validate=False)
     except TypeError:  # a Plotly without the private switch: validate, slower but correct
@@ -94,32 +70,9 @@ def _square_cell(layout: dict, index: int, domain: tuple[list[float], list[float
     if title:
         layout.setdefault("annotations", []).append(
             {"text": title, "x": sum(domain[0]) / 2, "y": domain[1][1], "xref": "paper", "yref": "paper",
-             "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": 12}}
+             "xanchor": "center", "yanchor": "bottom", "showarrow": False, "font": {"size": BASE_FONT}}
         )  # fmt: skip
     return f"x{suffix}", f"y{suffix}"
-
-
-def perturbation_figure(original: np.ndarray, perturbation: Perturbation, norm: str | None, heading: str) -> go.Figure:
-    """Original | amplified perturbation (diverging colours, norm printed) | perturbed image."""
-    signed = perturbation.delta.mean(axis=2)  # average over R, G, B: one signed number per pixel
-    reach = float(np.abs(signed).max()) or 1.0 / 255
-    titles = ("Original", f"Perturbation (colours stretched to ±{format_size('infinity', reach)})", "Perturbed")
-    layout: dict = {
-        "title": {"text": f"{heading} — {describe_norms(perturbation, norm)}", "font": _TITLE_FONT, "y": 0.97, "yanchor": "top"},
-        "height": 350,
-        "margin": _MARGIN,
-    }
-    axes = [_square_cell(layout, i + 1, cell, signed.shape, title) for i, (cell, title) in enumerate(zip(_grid(1, 3, 0.04, 0.0), titles))]
-    hover = "x %{x}, y %{y}<extra></extra>"
-    data = [
-        {"type": "image", "z": to_uint8(original), "xaxis": axes[0][0], "yaxis": axes[0][1], "hovertemplate": hover},
-        {
-            "type": "heatmap", "z": signed, "zmid": 0.0, "zmin": -reach, "zmax": reach, "colorscale": DIVERGING, "showscale": False,
-            "xaxis": axes[1][0], "yaxis": axes[1][1], "hovertemplate": "x %{x}, y %{y}<br>change %{z:.4f}<extra></extra>",
-        },
-        {"type": "image", "z": to_uint8(perturbation.image), "xaxis": axes[2][0], "yaxis": axes[2][1], "hovertemplate": hover},
-    ]  # fmt: skip
-    return _figure({"data": data, "layout": layout})
 
 
 def probability_figure(outcome: ModelOutcome, class_names: Sequence[str], true_label: int | None) -> go.Figure:
@@ -132,8 +85,8 @@ def probability_figure(outcome: ModelOutcome, class_names: Sequence[str], true_l
             "hovertemplate": "%{y}: %{x:.1f}%<extra>" + name + "</extra>",
         }
         for name, values, colour in (
-            ("clean", outcome.clean_probabilities, CLEAN_COLOUR),
-            ("perturbed", outcome.perturbed_probabilities, MODEL_COLOURS[outcome.name]),
+            ("before", outcome.clean_probabilities, CLEAN_COLOUR),
+            ("after", outcome.perturbed_probabilities, MODEL_COLOURS[outcome.name]),
         )
     ]  # fmt: skip
     layout = {
@@ -169,7 +122,7 @@ def activation_figure(outcomes: dict[str, ModelOutcome], layer: str, channel: in
     data, index = [], 0
     for name in MODEL_NAMES:
         clean, perturbed = maps[name]
-        for column, values, axis in (("clean", clean, "coloraxis"), ("perturbed", perturbed, "coloraxis"), ("perturbed − clean", perturbed - clean, "coloraxis2")):
+        for column, values, axis in (("before", clean, "coloraxis"), ("after", perturbed, "coloraxis"), ("after − before", perturbed - clean, "coloraxis2")):
             index += 1
             axes = _square_cell(layout, index, next(cells), values.shape, f"{MODEL_TITLES[name]}: {column}")
             data.append(_heatmap(values, axes, axis, f"{name} {column}"))
@@ -179,9 +132,9 @@ def activation_figure(outcomes: dict[str, ModelOutcome], layer: str, channel: in
 def top_channels_figure(outcomes: dict[str, ModelOutcome], layer: str, count: int) -> go.Figure:
     """Each model's ``count`` most active channels (on the clean image): clean, perturbed, change."""
     chosen = {name: top_channels(outcomes[name].clean_maps[layer], count) for name in MODEL_NAMES}
-    columns = [(name, kind) for name in MODEL_NAMES for kind in ("clean", "perturbed", "change")]
+    columns = [(name, kind) for name in MODEL_NAMES for kind in ("before", "after", "change")]
     cells = _grid(count, len(columns), 0.012, 0.03, right=0.92)
-    layout: dict = {"height": 120 + 150 * count, "margin": _MARGIN, "title": {"text": f"Layer {layer}: top {count} channels of each model", "font": _TITLE_FONT}}
+    layout: dict = {"height": 120 + 150 * count, "margin": _MARGIN, "title": {"text": f"Layer {layer}: the {count} busiest channels of each model", "font": _TITLE_FONT}}
     data, activation_peak, change_peak = [], 0.0, 0.0
     for row in range(count):
         for column, (name, kind) in enumerate(columns):
@@ -194,11 +147,11 @@ def top_channels_figure(outcomes: dict[str, ModelOutcome], layer: str, count: in
                 values, axis = perturbed - clean, "coloraxis2"
                 change_peak = max(change_peak, float(np.abs(values).max()))
             else:
-                values, axis = (clean if kind == "clean" else perturbed), "coloraxis"
+                values, axis = (clean if kind == "before" else perturbed), "coloraxis"
                 activation_peak = max(activation_peak, float(values.max()))
             data.append(_heatmap(values, axes, axis, f"{name} channel {channel} {kind}"))
     for annotation in layout["annotations"]:
-        annotation["font"] = {"size": 10}
+        annotation["font"] = {"size": BASE_FONT - 2}
     layout.update(_colour_axes(activation_peak, change_peak))
     return _figure({"data": data, "layout": layout})
 
@@ -233,3 +186,38 @@ def curve_figure(curve: dict, norm: str, current_epsilon: float | None = None, c
         "annotations": annotations,
     }
     return _figure({"data": data, "layout": layout})
+
+
+def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str, colour: str) -> go.Figure:
+    """Counts of (true class, answer) as a heatmap with the numbers written in: the diagonal is right."""
+    labels = [class_title(name) for name in class_names]
+    total = max(int(matrix.sum()), 1)
+    data = [{
+        "type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": [[0.0, "#FFFFFF"], [1.0, colour]], "showscale": False,
+        "zmin": 0, "zmax": max(int(matrix.max()), 1), "text": matrix, "texttemplate": "%{text}", "textfont": {"size": BASE_FONT + 2},
+        "hovertemplate": "true %{y}, answered %{x}: %{z} photos<extra></extra>",
+    }]  # fmt: skip
+    layout = {
+        "height": 330,
+        "margin": {"l": 8, "r": 8, "t": 48, "b": 8},
+        "title": {"text": f"{title} — {np.trace(matrix) / total:.0%} right", "font": _TITLE_FONT},
+        "xaxis": {"title": {"text": "answer"}, "side": "bottom", "automargin": True},
+        "yaxis": {"title": {"text": "true class"}, "autorange": "reversed", "automargin": True},
+    }
+    return _figure({"data": data, "layout": layout})
+
+
+def for_screen(figure: go.Figure, presentation: bool) -> go.Figure:
+    """Presentation mode: every font and the figure's height scaled up for a projector."""
+    if not presentation:
+        return figure
+    layout = figure.layout
+    layout.font = {"size": round(BASE_FONT * PRESENTATION_SCALE)}
+    if layout.height:
+        layout.height = round(layout.height * PRESENTATION_SCALE)
+    if layout.title and layout.title.font and layout.title.font.size:
+        layout.title.font.size = round(layout.title.font.size * PRESENTATION_SCALE)
+    for annotation in layout.annotations or ():
+        if annotation.font and annotation.font.size:
+            annotation.font.size = round(annotation.font.size * PRESENTATION_SCALE)
+    return figure

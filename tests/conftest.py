@@ -8,8 +8,13 @@ from pathlib import Path
 import pytest
 
 import core  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything imports TensorFlow)
+
+# The dashboard traces every attack graph in a background thread after its first page; in tests
+# (AppTest and the servers they start, which inherit this) that would only compete for the CPU.
+# tests/test_dashboard_state.py tests the warm-up itself.
+os.environ.setdefault("BEANGUARD_WARM_UP", "0")
 from core.data import SPLITS
-from dashboard_helpers import tiny_beans as session_tiny_beans, tiny_checkpoints as session_tiny_checkpoints
+from dashboard_helpers import CHROMIUM, tiny_beans as session_tiny_beans, tiny_checkpoints as session_tiny_checkpoints
 
 REAL_BEANS = Path(os.environ.get("BEANS_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "beans"))
 
@@ -61,3 +66,27 @@ def shipped_baseline(real_beans):
         pytest.skip("no shipped baseline checkpoint")
     test = data.load_split("test", model.input_shape[1], real_beans)
     return model, test.images[::4], test.labels[::4]
+
+
+def _install_chromium() -> None:
+    """Test setup: Debian's chromium, the one browser that installs offline-from-registries here."""
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        return
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "timeout": 900}
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    subprocess.run(["apt-get", "update", "-qq"], env=environment, **quiet)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], env=environment, **quiet)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    if not CHROMIUM.exists():
+        _install_chromium()
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing; CI must install Debian's chromium package.")
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    return CHROMIUM

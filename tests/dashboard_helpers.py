@@ -78,6 +78,13 @@ def tiny_checkpoints(base: Path) -> Path:
     return session_folder(base, "dashboard_checkpoints", lambda folder: train_checkpoints(folder, data_dir))
 
 
+def unlock_teacher(at, passcode: str):
+    """Press **Teacher**, type ``passcode``, press **Unlock** (AppTest); returns ``at`` after the run."""
+    at.button(key="teacher_button").click().run()
+    at.text_input(key="teacher_passcode").input(passcode)
+    return at.button(key="teacher_unlock").click().run()
+
+
 # --- uploads ---------------------------------------------------------------------------------------
 
 
@@ -132,15 +139,20 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(port: int, env: dict[str, str], log_path: Path, extra_options: tuple[str, ...] | list[str] = ()) -> subprocess.Popen:
-    """``streamlit run dashboard/app.py`` on 127.0.0.1:``port``, output to ``log_path``."""
+def start_server(
+    port: int, env: dict[str, str], log_path: Path, extra_options: tuple[str, ...] | list[str] = (), root: Path = REPO_ROOT
+) -> subprocess.Popen:
+    """``streamlit run dashboard/app.py`` on 127.0.0.1:``port``, output to ``log_path``; ``root``: another
+    copy of the repository (the benchmark's "before" measurement runs an older checkout). Unless ``env``
+    says otherwise, its runs folder is ``runs/`` beside the log, never the repository's."""
+    env = {"BEANGUARD_RUNS_DIR": str(log_path.parent / "runs"), **env}
     command = [
-        sys.executable, "-m", "streamlit", "run", str(APP_PATH),
+        sys.executable, "-m", "streamlit", "run", str(root / "dashboard" / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
         "--client.showErrorDetails", "full", *extra_options,
     ]  # fmt: skip
     log = open(log_path, "wb")
-    return subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(command, cwd=root, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def stop_server(server: subprocess.Popen) -> None:

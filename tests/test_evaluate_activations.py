@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core import activations, apgd, evaluate
-from core.models import CONV_LAYER_NAMES
+from core.models import DEFAULT_ARCH, conv_block_names
 
 
 QUICK = apgd.Ensemble(iterations=10)  # the table's shape, not APGD's strength (tests/test_apgd.py)
@@ -63,10 +63,11 @@ def test_same_model_on_both_sides_scores_the_same(tiny_table):
 def test_activations_are_returned_for_every_conv_layer_by_name(tiny_model, tiny_splits):
     images = tiny_splits["test"].images[:2]
     maps = activations.conv_activations(tiny_model, images)
-    assert list(maps) == list(CONV_LAYER_NAMES)
-    assert maps["conv1"].shape == (2, 32, 32, 16)
-    assert maps["conv2"].shape == (2, 16, 16, 32)
-    assert maps["conv3"].shape == (2, 8, 8, 32)
+    assert list(maps) == list(conv_block_names(DEFAULT_ARCH))
+    assert maps["conv1"].shape == (2, 32, 32, 32)
+    assert maps["conv2"].shape == (2, 16, 16, 64)
+    assert maps["conv3"].shape == (2, 8, 8, 128)
+    assert maps["conv4"].shape == (2, 4, 4, 128)
     assert all(m.min() >= 0 for m in maps.values())  # post-ReLU
 
 

@@ -1,0 +1,278 @@
+"""The page's state: shareable links, reset, the lesson's steps, good examples, presentation mode,
+plain-word captions, whole-split results, and the start-up warm-up of every attack graph.
+
+Pure functions are tested directly; the page through Streamlit's AppTest on the tiny checkpoints.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+
+import numpy as np
+import pytest
+from dashboard_helpers import APP_PATH
+from streamlit import config as streamlit_config
+from streamlit.testing.v1 import AppTest
+
+import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
+from core.examples import Outcomes
+from dashboard import attack_controls, lesson, page_state
+from dashboard.analysis import AttackSettings, run_interaction, warm_up, warm_up_plan
+from dashboard.split_analysis import SplitResults
+from dashboard.wording import duration_words, models_caption, percent, time_ago
+
+# --- links ----------------------------------------------------------------------------------------
+
+SETTINGS = [
+    AttackSettings(),
+    AttackSettings(norm="l2", epsilon=1.5, iterations=5, source="self"),
+    AttackSettings(norm="l1", epsilon=20.0, iterations=20, source="adversarial"),
+    AttackSettings(norm="infinity", epsilon=0.0),
+    AttackSettings(kind="corruption", corruption="jpeg", severity=4),
+]
+
+
+@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: s.short_label)
+def test_a_link_round_trips_every_control(settings):
+    link = page_state.url_values(settings, "healthy_test_01.jpg", "conv2", present=True)
+    state = page_state.widget_values(link)
+    assert attack_controls.settings_from_state(state) == settings
+    assert state["layer"] == "conv2" and state["present"] is True and state[page_state.PENDING_IMAGE] == "healthy_test_01.jpg"
+
+
+def test_link_values_read_like_the_page():
+    link = page_state.url_values(AttackSettings(epsilon=8 / 255, iterations=10, source="self"), None, None, present=False)
+    assert link == {"attack": "pgd", "norm": "linf", "budget": "8/255", "source": "self", "steps": "10"}
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{"norm": "l7"}, {"budget": "999/255"}, {"budget": "lots"}, {"steps": "7"}, {"source": "teacher"}, {"attack": "laser"}, {"budget": "nan"}],
+)
+def test_nonsense_in_a_link_is_skipped(params):
+    assert page_state.widget_values(params) == {}
+
+
+def test_a_budget_between_slider_positions_snaps_to_the_nearest():
+    assert page_state.parse_budget("l2", "1.03") == pytest.approx(1.05)
+    assert page_state.parse_budget("infinity", "7.6") == 8
+
+
+# --- words ----------------------------------------------------------------------------------------
+
+NOW = dt.datetime(2026, 11, 26, 15, 0, tzinfo=dt.timezone.utc)
+
+
+@pytest.mark.parametrize(
+    "then, words",
+    [
+        (NOW - dt.timedelta(seconds=30), "just now"),
+        (NOW - dt.timedelta(minutes=12), "12 minutes ago"),
+        (NOW - dt.timedelta(days=1, hours=1), "yesterday"),
+        (NOW - dt.timedelta(days=3), "3 days ago"),
+        (NOW - dt.timedelta(days=40), "on 17 Oct 2026"),
+    ],
+)
+def test_times_read_as_people_say_them(then, words):
+    assert time_ago(then, NOW) == words
+
+
+def test_durations_and_percentages_in_plain_numbers():
+    assert duration_words(45) == "45 s" and duration_words(6 * 60 + 10) == "6 min" and duration_words(80 * 60) == "1 h 20 min"
+    assert percent(0.973) == "97.3%" and percent(0.99996) == ">99.9%" and percent(1.0) == "100.0%"
+
+
+def test_models_caption_is_human_and_keeps_the_details_for_a_tooltip():
+    metadata = {"trained_at": "2026-11-25T11:45:07+00:00", "timing": {"total_train_seconds": 171.3}, "config": {"epochs": 30, "adversarial_epochs": 30, "multiplier": 1.0}}
+    caption, details = models_caption(metadata, 64, now=NOW)
+    assert caption == "Models trained yesterday, 3 min of training · they see 64 px photos"
+    assert "2026-11-25T11:45:07" in details and "NSL multiplier" in details
+    assert models_caption({}, 32, now=NOW)[0] == "Models trained at an unknown time · they see 32 px photos"
+
+
+# --- whole split ----------------------------------------------------------------------------------
+
+
+def _results() -> SplitResults:
+    labels = np.array([0, 0, 1, 2])
+    onehot = np.eye(3)
+    baseline = Outcomes(clean=onehot[[0, 0, 1, 1]], perturbed=onehot[[1, 0, 2, 1]])
+    adversarial = Outcomes(clean=onehot[[0, 0, 1, 2]], perturbed=onehot[[0, 1, 1, 2]])
+    return SplitResults(AttackSettings(), labels, ("a.jpg", "b.jpg", "c.jpg", "d.jpg"), {"baseline": baseline, "adversarial": adversarial})
+
+
+def test_confusion_matrix_counts_true_class_against_answer():
+    results = _results()
+    np.testing.assert_array_equal(results.confusion("baseline", "perturbed", 3), [[1, 1, 0], [0, 0, 1], [0, 1, 0]])
+    assert results.confusion("adversarial", "clean", 3).trace() == 4
+
+
+def test_gallery_filters_pick_the_photos_they_name():
+    results = _results()
+    assert list(results.matching("flipped_held")) == [0, 2]  # baseline right -> wrong, NSL right -> right
+    assert list(results.matching("both_flipped")) == []
+    assert list(results.matching("changed")) == [0, 1, 2]
+    assert list(results.matching("all")) == [0, 1, 2, 3]
+
+
+def test_csv_has_one_row_per_photo_with_both_models_before_and_after():
+    rows = list(csv.DictReader(io.StringIO(_results().to_csv(["angular_leaf_spot", "bean_rust", "healthy"]))))
+    assert [row["file"] for row in rows] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    assert rows[0]["baseline_clean_right"] == "1" and rows[0]["baseline_perturbed_answer"] == "bean_rust"
+    assert rows[3]["adversarial_perturbed_right"] == "1"
+
+
+def test_accuracy_table_rows_match_the_results():
+    rows = _results().table_rows()
+    assert rows[0]["baseline"] == 0.75 and rows[1]["baseline"] == 0.25 and rows[1]["adversarial"] == 0.75
+
+
+# --- warm-up --------------------------------------------------------------------------------------
+
+
+def test_the_warm_up_plan_reaches_every_attack_the_controls_offer():
+    plan = warm_up_plan(attack_controls.PGD_STEP_CHOICES, attack_controls.DEFAULT_PGD_STEPS)
+    traced = {(s.norm, s.iterations) for s in plan if s.kind == "attack" and s.source == "self"}  # "self" runs both models
+    assert traced == {(norm, steps) for norm in ("infinity", "l2", "l1") for steps in (1, *attack_controls.PGD_STEP_CHOICES)}
+    assert {s.corruption for s in plan if s.kind == "corruption"} == {"gaussian_noise", "blur", "jpeg", "misalignment"}
+    assert plan[0] == AttackSettings(epsilon=plan[0].epsilon, source="self")  # the default attack first
+
+
+def test_after_the_warm_up_no_reachable_setting_traces_a_new_graph(checkpoints_dir):
+    from core import attacks, checkpoints, explain
+
+    pair = checkpoints.load_pair(checkpoints_dir)  # two different models: one graph each
+    plan = warm_up_plan((3,), 3)
+    warm_up(pair, 32, plan)
+    traces = attacks._perturb_graph.experimental_get_tracing_count(), explain._grad_cam_graph.experimental_get_tracing_count()
+    rng = np.random.default_rng(0)
+    image = rng.uniform(size=(32, 32, 3)).astype(np.float32)
+    for settings in plan:
+        if settings.kind == "attack":
+            for source in ("baseline", "adversarial", "self"):
+                epsilon = float(rng.uniform(0.01, 1.0)) * settings.epsilon * 4
+                run_interaction(pair, image, int(rng.integers(3)), AttackSettings(norm=settings.norm, epsilon=epsilon, iterations=settings.iterations, source=source))
+    assert (attacks._perturb_graph.experimental_get_tracing_count(), explain._grad_cam_graph.experimental_get_tracing_count()) == traces
+
+
+# --- the page -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def app(monkeypatch, tiny_beans, checkpoints_dir) -> AppTest:
+    streamlit_config.set_option("client.showErrorDetails", "full")
+    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
+    monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
+    monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
+    return AppTest.from_file(str(APP_PATH), default_timeout=60)
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+
+
+def _shown_filename(at: AppTest) -> str:
+    return next(c.value for c in at.caption if c.value.startswith("Right answer:")).split(" · ")[-1]
+
+
+def test_a_shared_link_sets_every_control_before_the_page_draws(app):
+    app.query_params.update({"image": "bean_rust_test_02.jpg", "attack": "pgd", "steps": "5", "norm": "l2", "budget": "1.5", "source": "self", "layer": "conv2"})
+    app.run()
+    _ok(app)
+    assert _shown_filename(app) == "bean_rust_test_02.jpg"
+    assert app.radio(key="norm").value == "l2" and app.slider(key="epsilon_l2").value == pytest.approx(1.5)
+    assert app.radio(key="method").value == "PGD" and app.radio(key="iterations").value == 5
+    assert app.radio(key="source").value == "self" and app.selectbox(key="layer").value == "conv2"
+    assert not app.toggle(key="present").value
+
+
+def test_the_link_follows_the_controls(app):
+    app.run()
+    app.radio(key="norm").set_value("l1").run()
+    app.slider(key="epsilon_l1").set_value(20.0).run()
+    assert app.query_params["norm"] == "l1" and app.query_params["budget"] == "20"
+    assert app.query_params["image"] == _shown_filename(app)
+
+
+def test_reset_brings_every_control_back_and_keeps_presentation_mode(app):
+    app.run()
+    first = _shown_filename(app)
+    app.toggle(key="present").set_value(True).run()
+    app.radio(key="norm").set_value("l2").run()
+    app.radio(key="method").set_value("PGD").run()
+    app.selectbox(key="test_class").set_value(2).run()
+    app.button(key="reset").click().run()
+    _ok(app)
+    assert app.radio(key="norm").value == "infinity" and app.radio(key="method").value == "FGSM"
+    assert app.slider(key="epsilon_infinity").value == 8
+    assert _shown_filename(app) == first  # the best example again
+    assert app.toggle(key="present").value
+
+
+def test_good_example_and_random_choose_other_photos_and_say_why(app):
+    app.run()
+    first = _shown_filename(app)
+    app.button(key="random_image").click().run()
+    _ok(app)
+    assert _shown_filename(app) != first
+    assert any(c.value == "A random test photo." for c in app.caption)
+    app.button(key="good_example").click().run()
+    _ok(app)
+    assert any("good example" in c.value.lower() or "closest one" in c.value for c in app.caption)
+
+
+def test_the_lesson_sets_each_steps_controls_and_walks_back(app):
+    app.run()
+    layer = app.selectbox(key="layer")
+    layer.set_value(layer.options[0]).run()
+    app.button(key="lesson_start").click().run()
+    seen = []
+    for step in range(len(lesson.STEPS)):
+        _ok(app)
+        assert any(f"step {step + 1} of {len(lesson.STEPS)}" in m.value for m in app.markdown)
+        expected = lesson.STEPS[step].settings
+        assert attack_controls.settings_from_state(app.session_state) == expected
+        seen.append(expected)
+        if step < len(lesson.STEPS) - 1:
+            app.button(key="lesson_next").click().run()
+    assert app.button(key="lesson_next").disabled
+    layer = app.selectbox(key="layer")
+    assert layer.value == layer.options[-1]  # the "where the models look" step chose the last conv layer
+    for step in range(len(lesson.STEPS) - 2, -1, -1):
+        app.button(key="lesson_back").click().run()
+        _ok(app)
+        assert attack_controls.settings_from_state(app.session_state) == seen[step]
+    app.button(key="lesson_end").click().run()
+    assert not any("Lesson · step" in m.value for m in app.markdown)
+
+
+def test_presentation_mode_hides_the_teacher_controls_and_enlarges_the_type(app):
+    app.run()
+    assert any(h.value.startswith("7 · Retrain") for h in app.header)
+    app.toggle(key="present").set_value(True).run()
+    _ok(app)
+    assert not any("Retrain" in h.value for h in app.header)
+    assert app.query_params["present"] == "1"
+    from dashboard import style
+
+    assert any(style.PRESENTATION.strip() in m.value for m in app.markdown)
+
+
+def test_many_photos_shows_table_confusion_matrices_gallery_and_csv_on_request(app, tiny_beans):
+    app.run()
+    assert not app.dataframe  # nothing whole-split until asked for
+    app.button(key="table_button").click().run()
+    _ok(app)
+    assert list(app.dataframe[0].value["row"])[0] == "Clean test images"
+    titles = [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in app.get("plotly_chart")]
+    assert sum("% right" in title for title in titles) == 2  # one confusion matrix per model
+    photos = len(list((tiny_beans / "test").glob("*/*.jpg")))
+    app.radio(key="gallery_filter").set_value("all").run()
+    gallery = next(element.proto.body for element in app.get("html") if "bg-gallery" in element.proto.body)
+    assert gallery.count('class="bg-tile"') == photos
+    assert gallery.count("&amp;image=") + gallery.count("&image=") == photos  # every photo links to the same view of itself
+    csv_button = next(element for element in app.get("download_button"))
+    assert csv_button.proto.label.startswith("Download every photo's answers")
