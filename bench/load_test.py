@@ -4,8 +4,9 @@ Each student is one websocket session speaking the browser's protocol (``tests/s
 it opens the page, then every 1-3 s (a human pace) moves the step size, switches the norm, picks
 another image or another conv layer, and measures what it waits for: the time from sending the
 widget change to receiving both models' updated predictions (for a layer change: the new activation
-maps). Optionally a teacher session starts a retraining run part-way through; then the waits are
-split into before / during training / after the new models swapped in.
+maps). Optionally a teacher session (Teacher button, passcode, form) starts a retraining run
+part-way through; then the waits are split into before / during training / after the class was
+switched to the new run.
 
     BEANS_DATA_DIR=../shared/beans python bench/load_test.py --students 30 --duration 300
     BEANS_DATA_DIR=../shared/beans python bench/load_test.py --students 30 --duration 300 --retrain-at 150
@@ -14,8 +15,9 @@ The class starts once the server has traced every attack graph in the background
 ``--during-warm-up`` starts at once instead), as when a teacher starts the server before the lesson.
 
 Bounded: at most 60 students and 15 minutes, and it only ever talks to 127.0.0.1. It starts its own
-server on a free port with a copy of the checkpoints (a retraining run writes there, never into
-``checkpoints/``), samples the server's resident memory, and writes ``bench/results/<name>.json``.
+server on a free port with a copy of the checkpoints and a scratch runs folder (a retraining run
+writes there, never into ``checkpoints/`` or ``runs/``), samples the server's resident memory, and
+writes ``bench/results/<name>.json``.
 """
 
 from __future__ import annotations
@@ -138,22 +140,27 @@ async def _act(session: StreamlitSession, action: str, rng: random.Random) -> fl
     )  # fmt: skip
 
 
-async def teacher(port: int, at: float, epochs: int, room: Classroom, checkpoint_dir: Path) -> None:
-    """Start a retraining run from the sidebar form at ``at`` seconds, then watch for the swap."""
+async def teacher(port: int, at: float, epochs: int, room: Classroom, runs_dir: Path) -> None:
+    """At ``at`` seconds: press Teacher, unlock, start a retraining run; then watch for the switch."""
     await asyncio.sleep(max(0.0, at - room.now()))
     session = StreamlitSession(port)
     try:
         await session.connect(timeout=WAIT_TIMEOUT_S * 4)
-        session.set_value("train_epochs", number_value(epochs))
-        session.set_value("train_passcode", text_value(PASSCODE))
+        passcode_field = session.expect(lambda delta: delta.kind == "text_input")
+        await session.send_rerun(session.widgets["teacher_button"].fragment_id, triggers={"teacher_button": trigger()})
+        await asyncio.wait_for(passcode_field, WAIT_TIMEOUT_S)
+        session.set_value("teacher_passcode", text_value(PASSCODE))
+        form = session.expect(lambda delta: delta.kind == "number_input")
+        await session.send_rerun(session.widgets["teacher_unlock"].fragment_id, triggers={"teacher_unlock": trigger()})
+        await asyncio.wait_for(form, WAIT_TIMEOUT_S)
+        session.set_value("train_adversarial_epochs", number_value(epochs))
         answer = session.expect(lambda delta: delta.kind == "alert" and "etrain" in delta.text)
-        metadata = checkpoint_dir / "metadata.json"
-        before = metadata.stat().st_mtime_ns
+        pointer = runs_dir / "active.json"
         await session.send_rerun(session.widgets["train_start"].fragment_id, triggers={"train_start": trigger()})
         await asyncio.wait_for(answer, WAIT_TIMEOUT_S)
         room.training_started = room.now()
-        room.training_message = session.log.texts[-1] if session.log.texts else None
-        while metadata.stat().st_mtime_ns == before:
+        room.training_message = next((text for text in reversed(session.log.texts) if "etrain" in text), None)
+        while not pointer.exists():  # the manager writes it when the new run is shown to the class
             await asyncio.sleep(0.5)
         room.models_swapped = room.now()
     except Exception as error:  # noqa: BLE001
@@ -181,12 +188,12 @@ async def sample_memory(pid: int, room: Classroom, deadline: float, every: float
         await asyncio.sleep(every)
 
 
-async def run_classroom(port: int, pid: int, students: int, duration: float, seed: int, retrain_at: float | None, retrain_epochs: int, checkpoint_dir: Path) -> tuple[Classroom, list]:
+async def run_classroom(port: int, pid: int, students: int, duration: float, seed: int, retrain_at: float | None, retrain_epochs: int, runs_dir: Path) -> tuple[Classroom, list]:
     room = Classroom()
     deadline = time.monotonic() + duration
     tasks = [asyncio.create_task(sample_memory(pid, room, deadline))]
     if retrain_at is not None:
-        tasks.append(asyncio.create_task(teacher(port, retrain_at, retrain_epochs, room, checkpoint_dir)))
+        tasks.append(asyncio.create_task(teacher(port, retrain_at, retrain_epochs, room, runs_dir)))
     pupils = []
     for number in range(students):  # students arrive over the first ~10 s, not in the same millisecond
         pupils.append(asyncio.create_task(student(number, port, deadline, room, seed)))
@@ -251,9 +258,10 @@ def summarize(room: Classroom, sessions: list, args: argparse.Namespace) -> dict
         before = [w.seconds for w in answered if start is None or w.sent_at < start]
         after = [w.seconds for w in answered if swap is not None and w.sent_at >= swap]
         new_stamp = None
-        metadata = Path(args.checkpoint_copy) / "metadata.json"
-        if swap is not None and metadata.exists():
-            new_stamp = json.loads(metadata.read_text()).get("trained_at")
+        pointer = Path(args.runs_dir) / "active.json"
+        if swap is not None and pointer.exists():
+            run_folder = Path(args.runs_dir) / json.loads(pointer.read_text())["run"].split("/", 1)[1]
+            new_stamp = json.loads((run_folder / "metadata.json").read_text()).get("trained_at")
         on_new = sum(1 for s in sessions if new_stamp and new_stamp in s.log.latest.get(MODELS_CAPTION, ""))
         summary["retraining"] = {
             "started_at_s": start,
@@ -308,7 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--students", type=int, default=30)
     parser.add_argument("--duration", type=float, default=300.0, help="seconds of classroom after the server is up")
     parser.add_argument("--retrain-at", type=float, help="seconds into the run at which the teacher starts retraining")
-    parser.add_argument("--retrain-epochs", type=int, default=5, help="epochs per model for that run")
+    parser.add_argument("--retrain-epochs", type=int, default=6, help="adversarial epochs of that run (the quick recipe keeps the shipped baseline)")
     parser.add_argument("--warm-up", type=float, default=60.0, help="seconds excluded from the memory-growth fit")
     parser.add_argument("--checkpoint-dir", type=Path, default=REPO / "checkpoints", help="copied; the copy is served")
     parser.add_argument("--label", default=None, help="name of the results file (default: derived from the options)")
@@ -326,8 +334,9 @@ def main(argv: list[str] | None = None) -> int:
         checkpoint_copy = Path(scratch) / "checkpoints"
         shutil.copytree(args.checkpoint_dir, checkpoint_copy)
         args.checkpoint_copy = str(checkpoint_copy)
+        args.runs_dir = str(Path(scratch) / "runs")
         port = free_port()
-        env = {"BEANGUARD_CHECKPOINT_DIR": str(checkpoint_copy), "BEANGUARD_TEACHER_PASSCODE": PASSCODE}
+        env = {"BEANGUARD_CHECKPOINT_DIR": str(checkpoint_copy), "BEANGUARD_RUNS_DIR": args.runs_dir, "BEANGUARD_TEACHER_PASSCODE": PASSCODE}
         extra = [f"--{option.split('=')[0]}={option.split('=', 1)[1]}" for option in args.server_option]
         server = start_server(port, env, Path(scratch) / "server.log", extra_options=extra)
         try:
@@ -335,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_wait_until_serving(port, server))
             warm_up_s = None if args.during_warm_up else wait_for_warm_up(Path(scratch) / "server.log", started)
             room, sessions = asyncio.run(
-                run_classroom(port, server.pid, args.students, args.duration, args.seed, args.retrain_at, args.retrain_epochs, checkpoint_copy)
+                run_classroom(port, server.pid, args.students, args.duration, args.seed, args.retrain_at, args.retrain_epochs, Path(args.runs_dir))
             )
             summary = summarize(room, sessions, args)
             summary["warm_up_s"] = warm_up_s

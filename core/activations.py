@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import weakref
 
 import numpy as np
 
 from core.compat import tf
-from core.models import CONV_LAYER_NAMES
 
 _EXTRACTORS: "weakref.WeakKeyDictionary[tf.keras.Model, tf.keras.Model]" = weakref.WeakKeyDictionary()
 
 
 def conv_layer_names(model: tf.keras.Model) -> list[str]:
-    """The conv layers to show, in depth order: our named blocks, else any Conv2D layers."""
-    named = [layer.name for layer in model.layers if layer.name in CONV_LAYER_NAMES]
+    """The conv layers to show, in depth order: our named blocks (``conv1``...), else any Conv2D layers."""
+    named = [layer.name for layer in model.layers if re.fullmatch(r"conv\d+", layer.name)]
     return named or [layer.name for layer in model.layers if isinstance(layer, tf.keras.layers.Conv2D)]
 
 

@@ -6,8 +6,9 @@ Two entry points, in the spirit of Foolbox's small API:
 - :func:`attack` is the threat model people talk about ("PGD-10 at L-inf eps 8/255"): it picks
   the per-step size (2.5 * eps / iterations, Madry et al.) and random start for PGD.
 
-Gradient directions come from ``nsl.lib.gen_adv_neighbor`` (the same code NSL trains with).
-NSL 1.4.0 cannot project onto the L1 ball, so that one projection lives here.
+L-inf and L2 directions come from ``nsl.lib.gen_adv_neighbor`` (the same code NSL trains with).
+L1 does not: NSL's L1 step spends the whole budget on one coordinate, which the box then caps, so
+L1 uses the sparse attack of :mod:`core.sparse_l1` (greedy fill for one step, SLIDE for more).
 Every result satisfies ``||x_adv - x||_norm <= epsilon`` and ``0 <= x_adv <= 1``.
 """
 
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.compat import nsl, tf
+from core.sparse_l1 import sparse_l1_attack
 
 NORMS: tuple[str, ...] = ("infinity", "l2", "l1")
 CORRUPTIONS: tuple[str, ...] = ("gaussian_noise", "blur", "jpeg", "misalignment")
@@ -35,12 +37,16 @@ class Attack:
     @property
     def label(self) -> str:
         name = "FGSM" if self.iterations == 1 else f"PGD-{self.iterations}"
-        budget = f"{self.epsilon * 255:g}/255" if self.norm == "infinity" else f"{self.epsilon:g}"
-        return f"{name} {norm_symbol(self.norm)} eps {budget}"
+        return f"{name} {norm_symbol(self.norm)} eps {budget_label(self.norm, self.epsilon)}"
 
 
 def norm_symbol(norm: str) -> str:
     return {"infinity": "L∞", "l2": "L2", "l1": "L1"}[norm]
+
+
+def budget_label(norm: str, epsilon: float) -> str:
+    """A budget as people write it: L∞ in brightness steps out of 255 ("8/255"), L2/L1 plainly ("0.5")."""
+    return f"{round(epsilon * 255, 4):g}/255" if norm == "infinity" else f"{epsilon:g}"
 
 
 def perturbation_norm(delta: np.ndarray, norm: str) -> np.ndarray:
@@ -55,27 +61,7 @@ def perturbation_norm(delta: np.ndarray, norm: str) -> np.ndarray:
     raise ValueError(f"Unknown norm {norm!r}; expected one of {NORMS}.")
 
 
-def _project_l1(delta: tf.Tensor, radius: tf.Tensor) -> tf.Tensor:
-    """Euclidean projection of each example onto the L1 ball (Duchi et al., 2008)."""
-    shape = tf.shape(delta)
-    flat = tf.reshape(delta, [shape[0], -1])
-    magnitude = tf.abs(flat)
-    inside = tf.reduce_sum(magnitude, axis=1) <= radius
-    ordered = tf.sort(magnitude, axis=1, direction="DESCENDING")
-    cumulative = tf.cumsum(ordered, axis=1)
-    ranks = tf.cast(tf.range(1, tf.shape(flat)[1] + 1), flat.dtype)
-    candidates = ordered - (cumulative - radius) / ranks
-    count = tf.reduce_sum(tf.cast(candidates > 0, tf.int32), axis=1)
-    threshold = (tf.gather(cumulative, tf.maximum(count - 1, 0), batch_dims=1) - radius) / tf.cast(
-        tf.maximum(count, 1), flat.dtype
-    )
-    shrunk = tf.sign(flat) * tf.nn.relu(magnitude - threshold[:, None])
-    return tf.reshape(tf.where(inside[:, None], flat, shrunk), shape)
-
-
 def _project(delta: tf.Tensor, radius: tf.Tensor, norm: str) -> tf.Tensor:
-    if norm == "l1":
-        return _project_l1(delta, radius)
     return nsl.lib.project_to_ball(delta, radius, nsl.configs.NormType(norm))
 
 
@@ -121,7 +107,8 @@ def perturb(
     """Adversarial versions of ``images`` that raise ``model``'s loss on the true ``labels``.
 
     ``iterations == 1`` is FGSM (one step of ``step_size``); more is PGD, each step of
-    ``step_size`` projected back into the ``epsilon`` ball (default: ``step_size``).
+    ``step_size`` projected back into the ``epsilon`` ball (default: ``step_size``). For L1 the
+    steps are sparse (:mod:`core.sparse_l1`) and ``random_init`` is ignored.
     """
     if norm not in NORMS:
         raise ValueError(f"Unknown norm {norm!r}; expected one of {NORMS}.")
@@ -135,6 +122,15 @@ def perturb(
         return images.copy()
     radius = tf.constant(step_size if epsilon is None else epsilon, tf.float32)
     step = tf.constant(step_size, tf.float32)
+    if norm == "l1":
+        return np.concatenate(
+            [
+                sparse_l1_attack(
+                    model, images[start : start + batch_size], labels[start : start + batch_size], step, radius, iterations
+                ).numpy()
+                for start in range(0, len(images), batch_size)
+            ]
+        )
     chunks = [
         _perturb_graph(
             model,

@@ -9,8 +9,12 @@ adversarial.keras, then writes metadata.json last, recording the SHA-256 of each
 ``metadata["files"]``. ``load_pair`` reads the metadata first, hashes the exact bytes it loads
 and raises :class:`CheckpointMismatch` when they are not the files the metadata names (a save in
 progress, or files copied from different runs). Metadata without ``"files"`` (checkpoints from
-before this check) loads unchecked; ``save_pair`` records the digests of such a pair before
-replacing it, so a reader never mixes the old pair with the new one.
+before this check) loads unchecked unless the caller asks for digests (run folders do, see
+``core.runs``); ``save_pair`` records the digests of such a pair before replacing it, so a reader
+never mixes the old pair with the new one.
+
+Why safe mode: a ``.keras`` file can carry Python code (a ``Lambda`` layer's bytecode). Models are
+loaded with Keras' ``safe_mode=True``, which refuses to run it; ours are plain layers and never need it.
 """
 
 from __future__ import annotations
@@ -165,8 +169,13 @@ def _load_model_bytes(content: bytes, path: Path) -> tf.keras.Model:
         private = Path(scratch) / path.name  # Keras picks the format from the suffix
         private.write_bytes(content)
         try:
-            return tf.keras.models.load_model(private, compile=False)
+            return tf.keras.models.load_model(private, compile=False, safe_mode=True)
         except Exception as error:  # zip, h5py and Keras raise many unrelated types for a bad file
+            if "safe_mode" in str(error):
+                raise CheckpointError(
+                    f"Checkpoint {path} was refused: it holds Python code (a Lambda layer) that Keras' safe mode "
+                    f"does not run. Beanguard's models never need it; only use checkpoints trained with `python -m core.train`."
+                ) from error
             raise CheckpointError(
                 f"Checkpoint {path} is damaged or not a Keras model ({type(error).__name__}). {RETRAIN_HINT}"
             ) from error
@@ -219,17 +228,24 @@ def pair_version(directory: str | os.PathLike | None = None) -> str:
     return "|".join(parts)
 
 
-def load_pair(directory: str | os.PathLike | None = None) -> ModelPair:
+def load_pair(directory: str | os.PathLike | None = None, require_digests: bool = False) -> ModelPair:
     """Load both models and the metadata from ``directory``, and check that they belong together.
 
     The metadata is read first (it is written last); each model file is read once, hashed, and
     loaded from those same bytes. Raises :class:`CheckpointMismatch` when a file loads but is not
-    the one ``metadata["files"]`` names, and :class:`CheckpointError` (naming the file) when a file
-    is missing or damaged. ``version`` is a digest of exactly the bytes loaded (for caches).
+    the one ``metadata["files"]`` names, or (with ``require_digests``) when metadata.json records
+    no digest to check a file against; :class:`CheckpointError` (naming the file) when a file is
+    missing or damaged. ``version`` is a digest of exactly the bytes loaded (for caches).
     """
     folder = checkpoint_dir(directory)
     metadata, metadata_bytes = _read_metadata(folder)
     expected = metadata.get(FILES_KEY, {})
+    unchecked = [name for name in MODEL_FILES.values() if name not in expected]
+    if require_digests and unchecked:
+        raise CheckpointMismatch(
+            f"{folder / METADATA_FILE} records no SHA-256 digest for {' and '.join(unchecked)}, so the files cannot "
+            f"be checked; they are not loaded."
+        )
     models, mismatched, digests = {}, [], [sha256_digest(metadata_bytes)]
     for kind, name in MODEL_FILES.items():
         path = folder / name
@@ -246,3 +262,19 @@ def load_pair(directory: str | os.PathLike | None = None) -> ModelPair:
         )
     version = "sha256:" + sha256_digest(" ".join(digests).encode())
     return ModelPair(baseline=models["baseline"], adversarial=models["adversarial"], metadata=metadata, version=version)
+
+
+def unverified_files(directory: str | os.PathLike | None = None) -> list[str]:
+    """The model files in ``directory`` that do not match the digests metadata.json records (or that
+    it records none for, or that are missing); [] when the pair is exactly what was saved. Hashes
+    the files without loading them (milliseconds), so a folder can be checked before it is offered."""
+    folder = checkpoint_dir(directory)
+    expected = _read_metadata(folder)[0].get(FILES_KEY, {})
+    bad = []
+    for name in MODEL_FILES.values():
+        try:
+            if expected.get(name) != file_digest(folder / name):
+                bad.append(name)
+        except OSError:
+            bad.append(name)
+    return bad

@@ -7,6 +7,11 @@ Two sources, one label order (``CLASS_NAMES``, the order ``tfds.load("beans")`` 
 The folder comes from an explicit argument, else the ``BEANS_DATA_DIR`` environment variable.
 Problems surface as :class:`DataError` with one sentence naming the path and what was expected,
 never as a TensorFlow stack trace.
+
+Online, a machine without network used to wait minutes for TFDS's download retries before failing;
+now, when Beans is not in TFDS's cache yet, a short connection test to the download server runs
+first (:func:`download_server_problem`, at most ``CONNECT_TIMEOUT_S``) and says "offline" at once.
+Any other failure says what failed (a missing package, a download error), not "offline".
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +33,10 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 DATA_DIR_ENV = "BEANS_DATA_DIR"
 DEFAULT_IMAGE_SIZE = 64
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MIN_IMAGE_SIDE = 32  # pixels: below this an upload has too little detail to classify
+DOWNLOAD_SERVER = ("storage.googleapis.com", 443)  # where TFDS's beans builder downloads from
+CONNECT_TIMEOUT_S = 5.0
+OFFLINE_ADVICE = f"point {DATA_DIR_ENV} or --data-dir at a folder <root>/<split>/<class>/*.jpg"
 
 
 class DataError(RuntimeError):
@@ -71,6 +82,38 @@ def check_folder(root: Path, splits: tuple[str, ...] = SPLITS) -> None:
                 raise DataError(f"{split_dir / name} holds no .jpg/.jpeg/.png images.")
 
 
+def download_server_problem(address: tuple[str, int] | None = None, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
+    """Why the download server cannot be reached (None if a TCP connection opens) within ``timeout``
+    seconds, name lookup included (``getaddrinfo`` has no timeout of its own, hence the thread)."""
+    host, port = address or DOWNLOAD_SERVER
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            with socket.create_connection((host, port), timeout=timeout):
+                outcome.append(None)
+        except OSError as error:
+            outcome.append(f"{type(error).__name__}: {error}")
+
+    worker = threading.Thread(target=connect, daemon=True, name="beans-connectivity-check")
+    worker.start()
+    worker.join(timeout)
+    return outcome[0] if outcome else f"no answer within {timeout:g} s"
+
+
+def _tfds_beans_prepared(tfds) -> bool:
+    """Whether Beans is already in TFDS's local cache (then no network is needed)."""
+    try:
+        return bool(tfds.builder("beans").is_prepared())
+    except Exception:  # noqa: BLE001  a builder that cannot even be made is not prepared; tfds.load says why
+        return False
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no detail"
+
+
 def _raw_dataset(split: str, data_dir: Path | None) -> "tf.data.Dataset":
     """Examples ``{"image": uint8, "label": int64, ...}`` from the folder or from TFDS."""
     import tensorflow_datasets as tfds
@@ -78,13 +121,25 @@ def _raw_dataset(split: str, data_dir: Path | None) -> "tf.data.Dataset":
     if data_dir is not None:
         check_folder(data_dir, (split,))
         return tfds.ImageFolder(str(data_dir)).as_dataset(split=split, shuffle_files=False)
+    if not _tfds_beans_prepared(tfds):
+        problem = download_server_problem()
+        if problem is not None:
+            host, port = DOWNLOAD_SERVER
+            raise DataError(
+                f"Beans is not downloaded yet and its download server {host}:{port} cannot be reached ({problem}): "
+                f"this machine looks offline. To work without network, {OFFLINE_ADVICE}."
+            )
     try:
         return tfds.load("beans", split=split, shuffle_files=False)
-    except Exception as error:  # TFDS raises many kinds of network/download errors.
+    except ModuleNotFoundError as error:
         raise DataError(
-            f"Could not load Beans with tfds.load('beans') ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else 'no detail'}). If this machine is "
-            f"offline, point {DATA_DIR_ENV} or --data-dir at a folder <root>/<split>/<class>/*.jpg."
+            f"tfds.load('beans') needs the Python package '{error.name}', which is not installed: run "
+            f"`pip install -r requirements.txt` (or {OFFLINE_ADVICE})."
+        ) from error
+    except Exception as error:  # TFDS raises many kinds of download and preparation errors
+        raise DataError(
+            f"tfds.load('beans') failed ({type(error).__name__}: {_first_line(error)}). The download server "
+            f"answered a connection test, so this is not a missing network connection; to avoid downloading, {OFFLINE_ADVICE}."
         ) from error
 
 
@@ -138,11 +193,24 @@ def fingerprint(split: Split) -> str:
     return digest.hexdigest()[:16]
 
 
+def centre_square(width: int, height: int) -> tuple[int, int, int, int]:
+    """The largest centred square of a ``width`` x ``height`` picture, as Pillow's (left, top, right, bottom).
+
+    Why crop rather than squash or pad: the models were trained on square leaf photos; squashing a
+    3:2 photo distorts the lesions' shapes, padding adds borders no training image had.
+    """
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    return left, top, left + side, top + side
+
+
 def image_from_bytes(data: bytes, image_size: int, max_pixels: int = 40_000_000) -> tuple[np.ndarray, "object"]:
     """Decode an uploaded photo into a model input (size, size, 3) float32 and the RGB PIL image.
 
     Handles what phones and editors produce (EXIF rotation, grayscale, palette/RGBA, 16-bit, CMYK,
-    animated GIF's first frame) and refuses what is not a usable image with :class:`DataError`.
+    animated GIF's first frame) and refuses what is not a usable image with :class:`DataError`,
+    including images under ``MIN_IMAGE_SIDE`` pixels a side. The model input is the centre square
+    (:func:`centre_square`); the returned picture is the whole upright photo, to show the crop on.
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -165,8 +233,14 @@ def image_from_bytes(data: bytes, image_size: int, max_pixels: int = 40_000_000)
         raise DataError("The file is not an image Pillow can read (JPEG, PNG, GIF, WebP, ...).") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"The image is damaged or truncated ({error}).") from error
+    if min(picture.size) < MIN_IMAGE_SIDE:
+        raise DataError(
+            f"The image is only {picture.size[0]}x{picture.size[1]} pixels; photos need at least "
+            f"{MIN_IMAGE_SIDE} pixels on each side to show a leaf."
+        )
     picture = _to_rgb(picture)
-    array = np.asarray(picture, dtype=np.uint8)[None]
+    square = picture.crop(centre_square(*picture.size))
+    array = np.asarray(square, dtype=np.uint8)[None]
     return resize_images(array, image_size)[0], picture
 
 

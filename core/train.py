@@ -2,7 +2,8 @@
 
 Command line (one clear path, keras-io style)::
 
-    python -m core.train --data-dir ../shared/beans            # both models, default config
+    python -m core.train --data-dir ../shared/beans            # both models, the full recipe (the shipped pair)
+    python -m core.train --recipe quick --output-dir runs/x     # the dashboard's ~2 min retrain from the shipped weights
     python -m core.train --epochs 5 --adversarial-epochs 5 --multiplier 0.5 --adv-norm l2
     python -m core.train --strategy mirrored --batch-size 64    # all local GPUs, 64 images a step in all
 
@@ -29,42 +30,60 @@ import numpy as np
 
 from core import checkpoints, data
 from core.attacks import Attack, attack
-from core.compat import tf
-from core.models import INPUT_NAME, LABEL_NAME, AdversarialSettings, build_cnn, wrap_adversarial
+from core.compat import nsl, tf
+from core.models import ARCHITECTURES, DEFAULT_ARCH, INPUT_NAME, LABEL_NAME, build_cnn, neighbor_config, wrap_adversarial
 
 STRATEGIES = ("default", "mirrored", "multiworker")
 
 
+def _knob(default: Any, help: str, **extra: Any) -> Any:
+    """A TrainConfig field with its one help text (CLI ``--help``, the retrain form's tooltip)."""
+    return field(default=default, metadata={"help": help, **extra})
+
+
 @dataclass
 class TrainConfig:
-    """Everything that decides what a training run produces (saved next to the checkpoints)."""
+    """Everything that decides what a training run produces (saved next to the checkpoints).
 
-    image_size: int = data.DEFAULT_IMAGE_SIZE
-    epochs: int = 30
-    adversarial_epochs: int = 30
-    batch_size: int = 32
-    learning_rate: float = 2e-3
-    multiplier: float = 1.0
-    adv_step_size: float = 4.0 / 255  # per PGD step; with 3 steps and a random start this fills the 8/255 ball
-    adv_norm: str = "infinity"
-    pgd_iterations: int = 3
-    adv_epsilon: float = 8.0 / 255
-    seed: int = 0
-    strategy: str = "default"
-    warm_start: bool = True  # adversarial model starts from the trained baseline's weights
+    The one source of defaults and names: ``python -m core.train``'s flags, the dashboard's
+    retrain form and the subprocess arguments (:func:`config_arguments`) are all built from these
+    fields. The defaults are the ``full`` recipe (:data:`RECIPES`).
+    """
+
+    arch: str = _knob(DEFAULT_ARCH, "network both models share", choices=tuple(ARCHITECTURES))
+    image_size: int = _knob(data.DEFAULT_IMAGE_SIZE, "input size in pixels (square)")
+    epochs: int = _knob(40, "epochs of the baseline (0: keep the baseline from --init-from)")
+    adversarial_epochs: int = _knob(80, "epochs of the adversarial (NSL) model")
+    batch_size: int = _knob(32, "global batch size")
+    learning_rate: float = _knob(2e-3, "peak learning rate (Adam, cosine decay to 0)")
+    multiplier: float = _knob(1.0, "NSL multiplier: weight of the loss on attacked neighbours")
+    adv_step_size: float = _knob(5.0 / 255, "size of one step of the training attack")
+    adv_norm: str = _knob("infinity", "norm of the training attack", choices=("infinity", "l2", "l1"))
+    pgd_iterations: int = _knob(3, "steps of the training attack (1 = FGSM)")
+    adv_epsilon: float = _knob(6.0 / 255, "budget ε of the training attack (PGD projects into this ball)")
+    weight_averaging: float = _knob(0.99, "decay of the moving average of the weights that is kept (0: off)")
+    seed: int = _knob(0, "random seed")
+    strategy: str = _knob("default", "tf.distribute strategy; --batch-size is split evenly across replicas", choices=STRATEGIES)
+    warm_start: bool = _knob(True, "the adversarial model starts from the trained baseline's weights")
     # The adversarial model keeps the epoch with the best clean + PGD validation accuracy (PGD with
     # this many steps, L-inf, adv_epsilon); 0 keeps the best clean accuracy, like the baseline.
-    selection_pgd_iterations: int = 5
+    selection_pgd_iterations: int = _knob(5, "PGD steps of the validation attack that picks the adversarial model's epoch (0: clean accuracy only)")
+    init_from: str = _knob("", "checkpoint folder whose weights both models start from ('' = from scratch)")
 
-    def adversarial_settings(self) -> AdversarialSettings:
-        return AdversarialSettings(
-            multiplier=self.multiplier,
-            step_size=self.adv_step_size,
-            norm=self.adv_norm,
-            pgd_iterations=self.pgd_iterations,
-            epsilon=self.adv_epsilon,
-            random_init=self.pgd_iterations > 1,
-        )
+    def neighbor_config(self) -> "nsl.configs.AdvNeighborConfig":
+        return neighbor_config(self.adv_step_size, self.adv_norm, self.pgd_iterations, self.adv_epsilon)
+
+
+# ``full`` trains the shipped pair (see README for its time); ``quick`` is what the dashboard's
+# retrain button runs: it keeps the shipped baseline and fine-tunes its weights adversarially,
+# so a class sees what the NSL knobs do within ~2 minutes on 2 cores.
+RECIPES: dict[str, TrainConfig] = {
+    "full": TrainConfig(),
+    "quick": TrainConfig(
+        epochs=0, adversarial_epochs=6, learning_rate=1e-3, weight_averaging=0.0, selection_pgd_iterations=0,
+        init_from=str(checkpoints.DEFAULT_DIR),
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -191,8 +210,40 @@ def training_dataset(
     return strategy.distribute_datasets_from_function(per_worker)  # the default strategy: per_worker's dataset
 
 
+class WeightAverage(tf.keras.callbacks.Callback):
+    """An exponential moving average of every weight (batch-norm statistics included).
+
+    Why: on 1034 images the weights of one epoch are noisy; their average is both more accurate
+    and, for adversarial training, more robust (Izmailov et al. 2018; Gowal et al. 2020), and
+    needs no choice of epoch on the 133 validation images. Updated after every batch.
+    """
+
+    def __init__(self, base_model: tf.keras.Model, decay: float):
+        super().__init__()
+        self.base_model, self.decay = base_model, decay
+        self.averages: list[tf.Variable] = []
+        self.updates = 0
+
+    def on_train_begin(self, logs=None):
+        self.averages = [tf.Variable(weight, trainable=False) for weight in self.base_model.weights]
+        self.updates = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.updates += 1
+        # Early on, average with a shorter memory (as in TF's ExponentialMovingAverage num_updates).
+        decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
+        for average, weight in zip(self.averages, self.base_model.weights):
+            average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
+
+    def averaged(self) -> list[np.ndarray]:
+        return [average.numpy() for average in self.averages]
+
+
 class _Reporter(tf.keras.callbacks.Callback):
-    """Times each epoch, forwards it to ``on_epoch`` and keeps the best weights on validation."""
+    """Times each epoch, forwards it to ``on_epoch`` and keeps the best weights on validation.
+
+    With weight averaging, the averaged weights are the candidate of each epoch.
+    """
 
     def __init__(
         self,
@@ -202,13 +253,17 @@ class _Reporter(tf.keras.callbacks.Callback):
         validation: data.Split,
         on_epoch: EpochCallback | None,
         robust_threat: Attack | None = None,
+        average: WeightAverage | None = None,
     ):
         super().__init__()
         self.name, self.epochs, self.base_model = name, epochs, base_model
         self.validation, self.on_epoch, self.robust_threat = validation, on_epoch, robust_threat
+        self.average = average
         self.best_accuracy, self.best_weights, self.best_epoch = -1.0, None, 0
         self.best_score = -1.0
         self.criterion = "val_accuracy" if robust_threat is None else f"val_accuracy + val accuracy under {robust_threat.label}"
+        if average is not None:
+            self.criterion += f" (weights averaged, decay {average.decay:g})"
         self.reports: list[EpochReport] = []
         self.replicas = 0
 
@@ -219,19 +274,28 @@ class _Reporter(tf.keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.started = time.perf_counter()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _validate(self) -> dict[str, float]:
         probabilities = self.base_model.predict(self.validation.images, batch_size=256, verbose=0)
-        accuracy = float((probabilities.argmax(axis=1) == self.validation.labels).mean())
-        metrics = {key: float(value) for key, value in (logs or {}).items()}
-        metrics["val_accuracy"] = score = accuracy
+        metrics = {"val_accuracy": float((probabilities.argmax(axis=1) == self.validation.labels).mean())}
         if self.robust_threat is not None:  # a robust model is chosen for robustness too, not clean accuracy alone
             attacked = attack(self.validation.images, self.validation.labels, self.base_model, self.robust_threat)
-            robust = float((self.base_model.predict(attacked, batch_size=256, verbose=0).argmax(axis=1) == self.validation.labels).mean())
-            metrics["val_robust_accuracy"] = robust
-            score = accuracy + robust
+            predicted = self.base_model.predict(attacked, batch_size=256, verbose=0).argmax(axis=1)
+            metrics["val_robust_accuracy"] = float((predicted == self.validation.labels).mean())
+        return metrics
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {key: float(value) for key, value in (logs or {}).items()}
+        current = None
+        if self.average is not None:
+            current = self.base_model.get_weights()
+            self.base_model.set_weights(self.average.averaged())
+        metrics.update(self._validate())
+        score = metrics["val_accuracy"] + metrics.get("val_robust_accuracy", 0.0)
         if score >= self.best_score:  # ties go to the later, better-trained epoch
-            self.best_score, self.best_accuracy = score, accuracy
+            self.best_score, self.best_accuracy = score, metrics["val_accuracy"]
             self.best_weights, self.best_epoch = self.base_model.get_weights(), epoch + 1
+        if current is not None:
+            self.base_model.set_weights(current)
         report = EpochReport(self.name, epoch + 1, self.epochs, time.perf_counter() - self.started, metrics)
         self.reports.append(report)
         if self.on_epoch is not None:
@@ -243,7 +307,7 @@ class _Reporter(tf.keras.callbacks.Callback):
 
 
 def _optimizer(config: TrainConfig, train_size: int, epochs: int) -> tf.keras.optimizers.Optimizer:
-    steps = max(1, epochs * int(np.ceil(train_size / config.batch_size)))
+    steps = max(1, epochs * steps_per_epoch(train_size, config.batch_size))
     return tf.keras.optimizers.Adam(tf.keras.optimizers.schedules.CosineDecay(config.learning_rate, steps))
 
 
@@ -264,18 +328,21 @@ def fit_model(
     ``config.strategy`` names; pass one in to train several models under one strategy object.
     Model, NSL wrapper, optimizer and metrics are all created in its scope, so their variables
     are mirrored; ``config.batch_size`` is the global batch, split evenly across the replicas.
+    With 0 epochs the model is ``initial_weights`` unchanged (the quick recipe's baseline).
     """
     if kind not in checkpoints.MODEL_FILES:
         raise ValueError(f"Unknown model kind {kind!r}.")
     strategy = strategy or get_strategy(config.strategy)
     batch_size = global_batch_size(config.batch_size, len(train), strategy.num_replicas_in_sync)
     epochs = config.epochs if kind == "baseline" else config.adversarial_epochs
+    if epochs == 0 and initial_weights is None:
+        raise ValueError(f"0 epochs for the {kind} model needs weights to start from (--init-from).")
     tf.keras.utils.set_random_seed(config.seed)
     with strategy.scope():
-        base_model = build_cnn(config.image_size, num_classes=len(data.CLASS_NAMES), name=kind)
+        base_model = build_cnn(config.image_size, num_classes=len(data.CLASS_NAMES), name=kind, arch=config.arch)
         if initial_weights is not None:
             base_model.set_weights(initial_weights)
-        trained = base_model if kind == "baseline" else wrap_adversarial(base_model, config.adversarial_settings())
+        trained = base_model if kind == "baseline" else wrap_adversarial(base_model, config.multiplier, config.neighbor_config())
         trained.compile(
             optimizer=_optimizer(config, len(train), epochs),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(),
@@ -284,10 +351,29 @@ def fit_model(
     robust_threat = None
     if kind == "adversarial" and config.selection_pgd_iterations > 0:
         robust_threat = Attack("infinity", config.adv_epsilon, config.selection_pgd_iterations)
-    reporter = _Reporter(kind, epochs, base_model, validation, on_epoch, robust_threat)
+    average = WeightAverage(base_model, config.weight_averaging) if config.weight_averaging > 0 else None
+    reporter = _Reporter(kind, epochs, base_model, validation, on_epoch, robust_threat, average)
+    if epochs == 0:
+        return base_model, reporter
     batches = training_dataset(train, batch_size, config.seed, as_dict=kind == "adversarial", strategy=strategy)
-    trained.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch(len(train), batch_size), callbacks=[reporter], verbose=0)
+    callbacks = [average, reporter] if average is not None else [reporter]
+    trained.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch(len(train), batch_size), callbacks=callbacks, verbose=0)
     return base_model, reporter
+
+
+def starting_weights(config: TrainConfig) -> dict[str, list[np.ndarray]]:
+    """Weights each model starts from: ``config.init_from``'s pair, checked to fit ``config``."""
+    if not config.init_from:
+        return {}
+    pair = checkpoints.load_pair(config.init_from)
+    size = int(pair.baseline.input_shape[1])
+    arch = pair.metadata.get("config", {}).get("arch", "seed")
+    if size != config.image_size or arch != config.arch:
+        raise ValueError(
+            f"--init-from {config.init_from} holds {arch} models at {size} px; this run asks for "
+            f"{config.arch} at {config.image_size} px. Use the same --arch and --image-size, or train from scratch."
+        )
+    return {kind: pair[kind].get_weights() for kind in checkpoints.MODEL_FILES}
 
 
 def train_pair(
@@ -309,13 +395,16 @@ def train_pair(
     """
     strategy = get_strategy(config.strategy)
     started = time.perf_counter()
+    initial = starting_weights(config)
     train = data.load_split("train", config.image_size, data_dir)
     validation = data.load_split("validation", config.image_size, data_dir)
     load_seconds = time.perf_counter() - started
     models, timings, selection, replicas = {}, {}, {}, {}
     for kind in checkpoints.MODEL_FILES:
         kind_started = time.perf_counter()
-        start_from = models["baseline"].get_weights() if kind == "adversarial" and config.warm_start else None
+        start_from = initial.get(kind)
+        if kind == "adversarial" and config.warm_start:
+            start_from = models["baseline"].get_weights()  # NSL fine-tunes the (trained) baseline
         models[kind], reporter = fit_model(kind, config, train, validation, on_epoch, initial_weights=start_from, strategy=strategy)
         replicas[kind] = reporter.replicas
         timings[kind] = {
@@ -339,6 +428,7 @@ def train_pair(
         },
         "selection": selection,
         "timing": {"data_seconds": round(load_seconds, 2), "total_train_seconds": round(train_seconds, 2), **timings},
+        "machine": machine_summary(),
         "distribution": distribution_summary(strategy, config, len(train), replicas),
     }
     if evaluate:
@@ -356,6 +446,15 @@ def train_pair(
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return metadata
+
+
+def machine_summary() -> dict[str, Any]:
+    """Where a run trained: the README's training times are only comparable on the same machine."""
+    import os
+    import platform
+
+    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
+    return {"host_cpus": os.cpu_count(), "gpus": gpus, "platform": platform.platform(), "tensorflow": tf.__version__}
 
 
 def distribution_summary(
@@ -394,30 +493,47 @@ class ProgressLog:
             handle.flush()
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def parse_args(argv: list[str] | None = None) -> tuple[TrainConfig, argparse.Namespace]:
-    defaults = TrainConfig()
+    """Flags built from :class:`TrainConfig`'s fields; ``--recipe`` picks the defaults the others override."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    recipe_parser = argparse.ArgumentParser(add_help=False)
+    recipe_parser.add_argument("--recipe", choices=tuple(RECIPES), default="full")
+    defaults = RECIPES[recipe_parser.parse_known_args(argv)[0].recipe]
     parser = argparse.ArgumentParser(prog="python -m core.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--recipe", choices=tuple(RECIPES), default="full", help="preset the other flags override: full (the shipped pair) or quick (the dashboard's retrain)")
     parser.add_argument("--data-dir", help=f"local Beans folder <root>/<split>/<class>/*.jpg (default: ${data.DATA_DIR_ENV}, else TFDS)")
     parser.add_argument("--output-dir", help="where to write the checkpoints (default: checkpoints/)")
     parser.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation table")
     parser.add_argument("--progress-file", help="append one JSON line per epoch (and a final 'done'/'error' line) here")
     for item in dataclasses.fields(TrainConfig):
-        flag = "--" + item.name.replace("_", "-")
-        if item.name == "strategy":
-            parser.add_argument(
-                flag, choices=STRATEGIES, default=defaults.strategy,
-                help="tf.distribute: one device, MirroredStrategy over local devices, or MultiWorkerMirroredStrategy "
-                "from $TF_CONFIG; --batch-size is the global batch, split evenly across replicas",
-            )
-        elif item.name == "warm_start":
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=defaults.warm_start)
-        elif item.name == "adv_norm":
-            parser.add_argument(flag, choices=("infinity", "l2", "l1"), default=defaults.adv_norm)
+        default = getattr(defaults, item.name)
+        options: dict[str, Any] = {"default": default, "help": f"{item.metadata['help']} (default: %(default)s)"}
+        if isinstance(default, bool):
+            options["action"] = argparse.BooleanOptionalAction
+        elif "choices" in item.metadata:
+            options["choices"] = item.metadata["choices"]
         else:
-            parser.add_argument(flag, type=type(getattr(defaults, item.name)), default=getattr(defaults, item.name))
+            options["type"] = type(default)
+        parser.add_argument(_flag(item.name), **options)
     args = parser.parse_args(argv)
     config = TrainConfig(**{item.name: getattr(args, item.name) for item in dataclasses.fields(TrainConfig)})
     return config, args
+
+
+def config_arguments(config: TrainConfig) -> list[str]:
+    """The ``python -m core.train`` flags that make exactly ``config`` (inverse of :func:`parse_args`)."""
+    arguments: list[str] = []
+    for item in dataclasses.fields(TrainConfig):
+        value = getattr(config, item.name)
+        if isinstance(value, bool):
+            arguments.append(_flag(item.name) if value else "--no-" + item.name.replace("_", "-"))
+        else:
+            arguments += [_flag(item.name), repr(value) if isinstance(value, float) else str(value)]
+    return arguments
 
 
 def main(argv: list[str] | None = None) -> int:

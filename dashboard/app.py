@@ -3,7 +3,8 @@
     streamlit run dashboard/app.py                          # Beans from $BEANS_DATA_DIR, else TFDS
     streamlit run dashboard/app.py -- --data-dir PATH       # a local <root>/<split>/<class>/*.jpg folder
 
-Checkpoints come from ``$BEANGUARD_CHECKPOINT_DIR`` or ``checkpoints/``. Layout, in reading order:
+The class sees the run the teacher chose (``core.runs``; by default the shipped pair from
+``$BEANGUARD_CHECKPOINT_DIR`` or ``checkpoints/``). Layout, in reading order:
 controls in the sidebar (1 pick a photo, 2 change it), then the main area (3 what the models say —
 the one screen a class sees at 1280×720 —, 4 why, 5 accuracy on all test photos, 6 many photos at
 once, 7 retraining for the teacher, never in presentation mode). The URL holds the view
@@ -27,10 +28,9 @@ import streamlit as st  # noqa: E402
 from core import checkpoints, data  # noqa: E402
 from core.activations import conv_layer_names  # noqa: E402
 
-from dashboard import attack_controls, lesson, page_state, resources, style  # noqa: E402
+from dashboard import attack_controls, lesson, page_state, resources, retrain_panel, runs_view, style  # noqa: E402
 from dashboard.image_picker import pick_image, resolve_pending_image  # noqa: E402
 from dashboard.panels import live_attack  # noqa: E402
-from dashboard.sidebar import retrain_section  # noqa: E402
 from dashboard.wording import models_caption  # noqa: E402
 
 TAGLINE = "Can a change too small to see fool a model that spots leaf diseases?"
@@ -85,10 +85,12 @@ def render_main(folder: Path, data_dir: Path | None, presentation: bool, header:
 
     with st.sidebar:
         resolve_pending_image(split)
-        sample = pick_image(split, class_names, size, good_examples, lambda: page_state.reset(st.session_state))
+        sample = pick_image(split, class_names, size, data_key, good_examples, lambda: page_state.reset(st.session_state))
     if sample is None:
         st.info("Pick a test photo or upload one in the sidebar to start.")
         return size
+    if sample.warning:
+        st.warning(sample.warning)
     live_attack(pair, sample, split, data_key, class_names, presentation)
     if not st.session_state.get("drawn_once"):
         # The first verdicts are on their way: only now trace every other attack, in the background.
@@ -111,11 +113,13 @@ def main() -> None:
     st.session_state.setdefault("present", False)
     st.sidebar.toggle("Presentation mode", key="present", help="Larger type and figures for a projector; teacher controls hidden. Remembered in the link.")
     header = Header(caption=st.container(key="models_caption"), lesson=lesson_slot)
-    folder = checkpoints.checkpoint_dir()
+    folder = runs_view.class_folder()  # the run the teacher chose for the class (the shipped pair by default)
     data_dir = resources.data_dir_setting()
-    size = render_main(folder, data_dir, presentation, header)
-    if not presentation:
-        retrain_section(folder, data_dir, size or data.DEFAULT_IMAGE_SIZE)
+    render_main(folder, data_dir, presentation, header)
+    if not presentation:  # teacher controls: never on the projector
+        runs_view.render(data_dir)
+        with st.sidebar:
+            retrain_panel.render(data_dir)
 
 
 main()

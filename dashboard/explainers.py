@@ -103,12 +103,15 @@ NSL model.
 """
 
 RETRAIN = """
-Retraining builds both models again from scratch on the training split, with your settings:
+Retraining starts from the shipped models and trains the adversarial model again with the teacher's
+settings (the quick recipe: a couple of minutes):
 
-* **epochs**: how many times each model sees every training image;
+* **epochs**: how many times a model sees every training image (0 baseline epochs keeps the shipped baseline);
 * **multiplier**: how much the adversarial loss counts next to the normal loss (0 = no defence);
-* **step size, norm, PGD iterations, budget**: the attack NSL uses *during training*.
+* **step, norm, PGD steps, budget ε**: the attack NSL uses *during training*.
 
-It runs in the background (a few minutes on a laptop); everybody connected sees the same progress bar,
-and when it finishes every page switches to the new models. If it fails, the old models stay.
+It runs in the background; everybody connected sees the same progress bar. Each run is saved in a
+folder of its own, and when it finishes every page switches to it. The shipped models never change:
+the teacher can show any earlier run again, or restore the shipped ones in one click. If a run fails,
+nothing is kept and the class keeps the models it had.
 """

@@ -19,8 +19,8 @@ import streamlit as st
 from core.data import Split
 from core.examples import CONDITIONS, GoodExamples
 
-from dashboard.resources import decode_uploaded_file
-from dashboard.uploads import ACCEPTED_TYPES
+from dashboard.resources import decode_uploaded_file, ood_reference
+from dashboard.uploads import ACCEPTED_TYPES, crop_note, familiarity_warning, preview_with_crop
 from dashboard.wording import class_title
 
 NOT_KNOWN = -1
@@ -39,6 +39,7 @@ class Sample:
     key: str  # identifies the pixels for caches: "test/<file>/<index>" or "upload/<sha1>"
     title: str
     filename: str | None = None  # test photos only: what a shared link names
+    warning: str | None = None  # e.g. "this does not look like the bean leaves…", shown next to the predictions
 
 
 def index_key(label: int) -> str:
@@ -98,7 +99,9 @@ def _show_random_image(split: Split, current: int | None) -> None:
     st.session_state[NOTE_KEY] = "A random test photo."
 
 
-def pick_image(split: Split, class_names: Sequence[str], size: int, good_examples: Callable[[], GoodExamples], reset: Callable[[], None]) -> Sample | None:
+def pick_image(
+    split: Split, class_names: Sequence[str], size: int, data_key: str, good_examples: Callable[[], GoodExamples], reset: Callable[[], None]
+) -> Sample | None:
     """Section 1: a test photo by class and number, or an uploaded photo (None until one is usable)."""
     st.header("1 · Pick a leaf photo")
     if not st.session_state.get(STARTED_KEY):  # a fresh page (or a reset): open on the best example
@@ -111,7 +114,7 @@ def pick_image(split: Split, class_names: Sequence[str], size: int, good_example
     source = st.radio("Photo", ["test", "upload"], format_func={"test": "A test photo", "upload": "My own photo"}.get, horizontal=True, key="image_source",
                       help="**Test photos** were never shown to the models while they learned, and we know the right answer.")  # fmt: skip
     if source == "upload":
-        return _pick_upload(class_names, size)
+        return _pick_upload(class_names, size, split, data_key)
     sample, index = _pick_test_image(split, class_names)
     st.button("Show me a good example", key="good_example", width="stretch", on_click=_ask_for_good_example, args=(index,),
               help="A test photo the baseline gets right and is sure of, that the current change fools, and that the NSL model still gets right — found by running both models now.")  # fmt: skip
@@ -142,10 +145,10 @@ def _pick_test_image(split: Split, class_names: Sequence[str]) -> tuple[Sample, 
     return Sample(split.images[index], true_label, f"test/{filename}/{index}", title, filename), index
 
 
-def _pick_upload(class_names: Sequence[str], size: int) -> Sample | None:
+def _pick_upload(class_names: Sequence[str], size: int, split: Split, data_key: str) -> Sample | None:
     uploaded = st.file_uploader("Upload a photo of a bean leaf", type=list(ACCEPTED_TYPES), key="upload")
     if uploaded is None:
-        st.info("Upload a JPEG or PNG photo (up to 10 MB). It is resized to what the models see.")
+        st.info("Upload a JPEG or PNG photo (up to 10 MB). Its centre square is resized to what the models see.")
         return None
     data = uploaded.getvalue()
     digest = hashlib.sha1(data).hexdigest()
@@ -154,7 +157,13 @@ def _pick_upload(class_names: Sequence[str], size: int) -> Sample | None:
         st.error(result.error)
         return None
     width, height = result.original_size
-    st.image(result.preview, caption=f"{uploaded.name}, as uploaded ({width}×{height} px)", width="stretch")
+    st.image(preview_with_crop(result), caption=f"{uploaded.name}, as uploaded ({width}×{height} px)", width="stretch")
+    note = crop_note(result)
+    if note:
+        st.caption(note)
+    warning = familiarity_warning(ood_reference(data_key, split), result.model_input)
+    if warning:
+        st.warning(warning)
     label = st.selectbox(
         "Right answer (optional)",
         [NOT_KNOWN, *range(len(class_names))],
@@ -164,4 +173,4 @@ def _pick_upload(class_names: Sequence[str], size: int) -> Sample | None:
     if label == NOT_KNOWN:
         st.caption("No true label: the attack pushes each model away from **its own** answer.")
     true_label = None if label == NOT_KNOWN else int(label)
-    return Sample(result.model_input, true_label, f"upload/{digest}", f"Your photo {uploaded.name}")
+    return Sample(result.model_input, true_label, f"upload/{digest}", f"Your photo {uploaded.name}", warning=warning)

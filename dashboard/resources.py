@@ -1,7 +1,8 @@
 """Everything slow happens once: models, data, decoded uploads and per-setting results are cached.
 
-- Models: ``st.cache_resource`` keyed on ``core.checkpoints.pair_version`` — replacing a checkpoint
-  file (a retraining run) changes the key, so every session loads the new pair on its next rerun.
+- Models: ``st.cache_resource`` keyed on the folder (the run the class sees, ``core.runs``) and
+  ``core.checkpoints.pair_version`` — another run or a replaced file changes the key, so every
+  session loads the new pair on its next rerun.
   While a save is in progress ``load_pair`` raises ``CheckpointMismatch`` (the files are checked
   against the digests in metadata.json, which is written last) and a session keeps its pair.
 - Test split and uploads: ``st.cache_data`` (plain arrays, safe to copy).
@@ -31,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 import streamlit as st
 
-from core import checkpoints
+from core import checkpoints, ood
 from core.data import Split, load_split, resolve_data_dir
 
 from core.examples import GoodExamples
@@ -62,8 +63,9 @@ def data_dir_setting() -> Path | None:
 @st.cache_resource(max_entries=2, show_spinner="Loading the two models…")
 def load_models(directory: str, version: str) -> checkpoints.ModelPair:
     """Load the pair; ``version`` is only the cache key (it changes with the files). The graphs are
-    traced later, in the background (:func:`start_warm_up`), so the first page is not kept waiting."""
-    return checkpoints.load_pair(directory)
+    traced later, in the background (:func:`start_warm_up`), so the first page is not kept waiting.
+    Run folders (anything but the shipped pair) must match the digests in their metadata.json."""
+    return checkpoints.load_pair(directory, require_digests=Path(directory).resolve() != checkpoints.checkpoint_dir().resolve())
 
 
 def current_models(folder: Path) -> checkpoints.ModelPair:
@@ -93,6 +95,12 @@ def image_size(pair: checkpoints.ModelPair) -> int:
 @st.cache_data(show_spinner="Loading the Beans test split…", max_entries=4)
 def load_test_split(data_dir: str | None, size: int) -> Split:
     return load_split("test", size, data_dir)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def ood_reference(data_key: str, _split: Split) -> ood.Reference:
+    """What the Beans test photos look like (``core.ood``), once per data source and size."""
+    return ood.fit_reference(_split.images)
 
 
 @st.cache_data(max_entries=16, show_spinner=False)

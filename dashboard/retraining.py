@@ -1,17 +1,21 @@
 """Retraining from the dashboard: one ``python -m core.train`` subprocess per server, shared by all.
 
 Why a subprocess: training takes minutes of CPU; in a thread it would hold the GIL-heavy Python
-parts of every session hostage and a crash would take the server down. The subprocess writes
-the live checkpoint folder atomically (core does temp + rename, metadata last) and reports each
-epoch as a JSON line in ``--progress-file``; every session polls :meth:`TrainingManager.status`.
+parts of every session hostage and a crash would take the server down. The subprocess reports
+each epoch as a JSON line in ``--progress-file``; every session polls :meth:`TrainingManager.status`.
 
-Why a singleton (``st.cache_resource``): there is one checkpoint folder, so at most one run may
-write it; a second start while one runs is refused. No TensorFlow is imported here.
+Why run folders (``core.runs``): the subprocess writes a new hidden ``<runs>/.partial-<name>/``
+folder, never the shipped pair; when it succeeds the manager renames it into place, shows it to
+the class (``active.json``) and prunes the oldest runs. A failed or stopped run is deleted, so the
+class keeps whatever it was looking at.
+
+Why a singleton (``st.cache_resource``): at most one run trains at a time (the CPU is shared with
+the pages); a second start while one runs is refused. The command line comes from
+``core.train.config_arguments``, the inverse of the flags ``python -m core.train`` parses.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import os
 import shutil
@@ -27,43 +31,12 @@ from typing import Any, Sequence
 
 import streamlit as st
 
-PASSCODE_SECRET = "teacher_passcode"
-PASSCODE_ENV = "BEANGUARD_TEACHER_PASSCODE"
+from core import runs
+from core.train import TrainConfig, config_arguments
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 LOG_TAIL_LINES = 12
 TRAINING_NICENESS = 10  # scheduler weight ~1/10 of the server's when both want the CPU
-
-
-@dataclass(frozen=True)
-class TrainingRequest:
-    """The knobs a teacher may turn; the rest of ``core.train.TrainConfig`` keeps its defaults."""
-
-    epochs: int = 5  # for each model (the sidebar's defaults come from core.train.TrainConfig)
-    image_size: int = 64  # keep the current models' input size
-    multiplier: float = 1.0
-    adv_step_size: float = 4.0 / 255
-    adv_norm: str = "infinity"
-    pgd_iterations: int = 3
-    adv_epsilon: float = 8.0 / 255
-    evaluate: bool = False  # the full evaluation table adds minutes; the dashboard can compute it lazily
-
-    def arguments(self) -> list[str]:
-        """The ``core.train`` command-line flags for this request."""
-        arguments = [
-            "--image-size", str(self.image_size),
-            "--epochs", str(self.epochs),
-            "--adversarial-epochs", str(self.epochs),
-            "--multiplier", repr(float(self.multiplier)),
-            "--adv-step-size", repr(float(self.adv_step_size)),
-            "--adv-norm", self.adv_norm,
-            "--pgd-iterations", str(self.pgd_iterations),
-            "--adv-epsilon", repr(float(self.adv_epsilon)),
-        ]  # fmt: skip
-        return arguments if self.evaluate else [*arguments, "--no-evaluate"]
-
-    @property
-    def total_epochs(self) -> int:
-        return 2 * self.epochs
 
 
 @dataclass(frozen=True)
@@ -83,7 +56,8 @@ class TrainingStatus:
 
     run_id: int = 0  # 0 = no run since the server started; increases with every start
     state: str = "idle"  # "idle", "running", "succeeded" or "failed"
-    request: TrainingRequest | None = None
+    config: TrainConfig | None = None
+    run_name: str | None = None  # the run folder's name (``core.runs``)
     epochs: tuple[EpochRecord, ...] = ()
     started_at: float | None = None
     finished_at: float | None = None
@@ -96,23 +70,27 @@ class TrainingStatus:
         return self.state == "running"
 
     @property
+    def total_epochs(self) -> int:
+        return 0 if self.config is None else self.config.epochs + self.config.adversarial_epochs
+
+    @property
     def fraction(self) -> float:
-        if self.request is None or self.request.total_epochs == 0:
+        if self.total_epochs == 0:
             return 0.0
-        return min(1.0, len(self.epochs) / self.request.total_epochs)
+        return min(1.0, len(self.epochs) / self.total_epochs)
 
     @property
     def phase(self) -> str:
         """What the run is doing now, in words."""
-        if self.state != "running" or self.request is None:
+        if self.state != "running" or self.config is None:
             return self.state
         if not self.epochs:
-            return "loading data and building the models"
-        if len(self.epochs) >= self.request.total_epochs:
-            return "evaluating and saving" if self.request.evaluate else "saving the new checkpoints"
+            return "loading data and the starting models"
+        if len(self.epochs) >= self.total_epochs:
+            return "saving the new run"
         latest = self.epochs[-1]
         if latest.model == "baseline" and latest.epoch == latest.epochs:
-            return f"training the adversarial model (epoch 1 of {self.request.epochs})"
+            return f"training the adversarial model (epoch 1 of {self.config.adversarial_epochs})"
         return f"training the {latest.model} model (epoch {latest.epoch + 1} of {latest.epochs})"
 
 
@@ -139,26 +117,6 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:])
 
 
-def _checkpoint_files(folder: Path) -> dict[str, tuple[int, int, int]]:
-    """The checkpoint folder's files (inode, size, mtime), hidden temporaries aside: comparing this
-    before and after a run tells exactly whether the run replaced any of them."""
-    try:
-        files = [path for path in folder.iterdir() if not path.name.startswith(".")]
-        return {path.name: (info.st_ino, info.st_size, info.st_mtime_ns) for path in files for info in [path.stat()]}
-    except OSError:
-        return {}
-
-
-def _after_failure(before: dict[str, tuple[int, int, int]], after: dict[str, tuple[int, int, int]]) -> str:
-    """What a failed run left behind, for the end of its message."""
-    if before == after:
-        return "; the previous models are still in use." if before else "; no models were saved."
-    return (
-        " after it had started replacing the checkpoint files: open pages keep the models they have until "
-        "a complete new pair is saved; if the page says the files do not belong together, retrain."
-    )
-
-
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -175,34 +133,44 @@ def _summarize_error(message: str) -> str:
 
 
 class TrainingManager:
-    """Starts at most one training subprocess at a time and reports its progress to anybody asking."""
+    """Starts at most one training subprocess at a time, reports its progress to anybody asking,
+    and turns a finished run into a run folder the class sees."""
 
     def __init__(self, command: Sequence[str] = (sys.executable, "-m", "core.train"), working_dir: Path = REPO_ROOT):
         self._command, self._working_dir = tuple(command), working_dir
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
-        self._folder: Path | None = None
-        self._output_dir: Path | None = None
-        self._checkpoints_before: dict[str, tuple[int, int, int]] = {}
+        self._folder: Path | None = None  # scratch: progress file and logs
+        self._runs_root: Path | None = None
         self._cancelled = False
         self._status = TrainingStatus()
         self._events_size, self._cached_events, self._epochs = -1, [], ()
 
-    def start(self, request: TrainingRequest, output_dir: Path, data_dir: Path | None) -> tuple[bool, str]:
-        """Launch a run writing to ``output_dir``; refuse (False, why) while another one runs."""
+    def start(
+        self, config: TrainConfig, data_dir: Path | None, label: str = "", evaluate: bool = False, runs_root: Path | None = None
+    ) -> tuple[bool, str]:
+        """Launch a run of ``config`` into a new run folder; refuse (False, why) while another one runs.
+
+        ``label`` names the folder (default: what the config changes, :func:`core.runs.short_name`);
+        ``evaluate`` adds the full evaluation table to metadata.json (minutes more).
+        """
         with self._lock:
             self._refresh()
             if self._status.running:
                 started = time.strftime("%H:%M:%S", time.localtime(self._status.started_at or time.time()))
                 return False, f"A retraining run is already in progress (started at {started}); wait for it to finish."
+            root = runs.runs_dir(runs_root)
+            name = runs.new_run_name(label.strip() or runs.short_name(config), root)
+            output = runs.partial_folder(name, root)
             folder = Path(tempfile.mkdtemp(prefix="beanguard-train-"))
             command = [
-                *self._command, *request.arguments(),
-                "--output-dir", str(output_dir), "--progress-file", str(folder / "progress.jsonl"),
+                *self._command, *config_arguments(config),
+                "--output-dir", str(output), "--progress-file", str(folder / "progress.jsonl"),
             ]  # fmt: skip
+            if not evaluate:
+                command.append("--no-evaluate")
             if data_dir is not None:
                 command += ["--data-dir", str(data_dir)]
-            checkpoints_before = _checkpoint_files(Path(output_dir))
             with open(folder / "stdout.log", "wb") as stdout, open(folder / "stderr.log", "wb") as stderr:
                 try:
                     process = subprocess.Popen(
@@ -218,13 +186,13 @@ class TrainingManager:
                     shutil.rmtree(folder, ignore_errors=True)
                     return False, f"Could not start `{' '.join(command[:3])}`: {error}."
             _lower_priority(process.pid)
-            self._process, self._folder, self._cancelled = process, folder, False
+            self._process, self._folder, self._runs_root, self._cancelled = process, folder, root, False
             self._events_size, self._epochs = -1, ()
-            self._output_dir, self._checkpoints_before = Path(output_dir), checkpoints_before
             self._status = TrainingStatus(
-                run_id=self._status.run_id + 1, state="running", request=request, started_at=time.time(), command=tuple(command)
+                run_id=self._status.run_id + 1, state="running", config=config, run_name=name, started_at=time.time(), command=tuple(command)
             )
-            return True, f"Retraining started: {request.epochs} epochs per model. Every open page shows its progress."
+            epochs = self._status.total_epochs
+            return True, f"Retraining started: run {name}, {epochs} epoch{'s' if epochs != 1 else ''} in all. Every open page shows its progress."
 
     def status(self) -> TrainingStatus:
         """The current snapshot (reads the progress file; cheap enough to poll every second or two)."""
@@ -233,22 +201,19 @@ class TrainingManager:
             return self._status
 
     def cancel(self) -> tuple[bool, str]:
-        """Stop the running subprocess before it saves anything; refused once the last epoch is done,
-        because stopping mid-save could leave a new baseline next to the old adversarial model."""
+        """Stop the running subprocess; its unfinished run folder is deleted, the class keeps its models."""
         with self._lock:
             self._refresh()
             process = self._process
             if process is None or not self._status.running:
                 return False, "No retraining run is in progress."
-            if self._status.fraction >= 1.0:
-                return False, "Too late to stop: the new models are being evaluated or saved."
             self._cancelled = True
             process.terminate()
         try:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
-        return True, "Stopped the run; the previous models stay."
+        return True, "Stopped the run; the class keeps the models it had."
 
     def wait(self, timeout: float, poll_seconds: float = 0.5) -> TrainingStatus:
         """Block until the current run ends or ``timeout`` seconds pass (tests and scripts)."""
@@ -269,8 +234,9 @@ class TrainingManager:
             return
         done = any(e.get("event") == "done" for e in events)
         errors = [e.get("message", "") for e in events if e.get("event") == "error"]
+        name, tail = self._status.run_name or "", ""
         if returncode == 0 and done:
-            state, message, tail = "succeeded", "New models saved; every open page now uses them.", ""
+            state, message = self._publish(name)
         else:
             state, tail = "failed", _tail(self._folder / "stderr.log")
             if self._cancelled:
@@ -283,12 +249,24 @@ class TrainingManager:
                 message = f"Training exited with code {returncode}: {_summarize_error(tail) if tail else 'no error output'}"
             else:
                 message = "Training ended without reporting that it finished"
-            after = _checkpoint_files(self._output_dir) if self._output_dir is not None else {}
-            message = message.rstrip(". ") + _after_failure(self._checkpoints_before, after)
+            runs.discard_partial(name, self._runs_root)
+            message = message.rstrip(". ") + "; nothing was kept, and the class keeps the models it had."
         self._status = replace(self._status, state=state, epochs=epochs, finished_at=time.time(), message=message, log_tail=tail)
         self._process = None
         shutil.rmtree(self._folder, ignore_errors=True)  # what the pages need is in the status now
         self._folder = None
+
+    def _publish(self, name: str) -> tuple[str, str]:
+        """Rename the finished run into place, show it to the class, prune the oldest runs."""
+        try:
+            run = runs.publish(name, self._runs_root)
+            runs.set_active(run.key, self._runs_root)
+            pruned = runs.prune(root=self._runs_root)
+        except (OSError, runs.RunError, runs.RunRefused) as error:
+            runs.discard_partial(name, self._runs_root)
+            return "failed", f"Training finished but the run could not be kept ({error}); the class keeps the models it had."
+        removed = f" Removed the oldest run{'s' if len(pruned) > 1 else ''} ({', '.join(pruned)}) to keep the last {runs.keep_runs()}." if pruned else ""
+        return "succeeded", f"New run {name} saved; every open page now shows it.{removed}"
 
     def _events(self) -> list[dict[str, Any]]:
         """The progress file's events; re-parsed only when the file grew (30 pages poll it every 2 s)."""
@@ -320,18 +298,3 @@ def _lower_priority(pid: int) -> None:
 def shared_manager() -> TrainingManager:
     """The one manager of this server process: every session sees the same run."""
     return TrainingManager()
-
-
-def configured_passcode() -> str | None:
-    """The teacher passcode from ``st.secrets["teacher_passcode"]``, else the environment; None if unset."""
-    try:
-        secret = st.secrets.get(PASSCODE_SECRET)
-    except Exception:  # noqa: BLE001  no secrets.toml at all raises; that just means "not configured"
-        secret = None
-    value = secret or os.environ.get(PASSCODE_ENV) or ""
-    return str(value) if str(value).strip() else None
-
-
-def passcode_matches(given: str, expected: str) -> bool:
-    """Constant-time comparison, so response timing does not leak how much of a guess was right."""
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))

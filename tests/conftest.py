@@ -55,6 +55,19 @@ def checkpoints_dir(tmp_path_factory) -> Path:
     return session_tiny_checkpoints(tmp_path_factory.getbasetemp())
 
 
+@pytest.fixture(scope="session")
+def shipped_baseline(real_beans):
+    """The shipped 64 px baseline (read-only) and every 4th real test image (32, all classes)."""
+    from core import checkpoints, data
+
+    try:
+        model = checkpoints.load_model(checkpoints.DEFAULT_DIR / "baseline.keras")
+    except checkpoints.CheckpointError:
+        pytest.skip("no shipped baseline checkpoint")
+    test = data.load_split("test", model.input_shape[1], real_beans)
+    return model, test.images[::4], test.labels[::4]
+
+
 def _install_chromium() -> None:
     """Test setup: Debian's chromium, the one browser that installs offline-from-registries here."""
     import shutil

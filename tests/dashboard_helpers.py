@@ -78,6 +78,13 @@ def tiny_checkpoints(base: Path) -> Path:
     return session_folder(base, "dashboard_checkpoints", lambda folder: train_checkpoints(folder, data_dir))
 
 
+def unlock_teacher(at, passcode: str):
+    """Press **Teacher**, type ``passcode``, press **Unlock** (AppTest); returns ``at`` after the run."""
+    at.button(key="teacher_button").click().run()
+    at.text_input(key="teacher_passcode").input(passcode)
+    return at.button(key="teacher_unlock").click().run()
+
+
 # --- uploads ---------------------------------------------------------------------------------------
 
 
@@ -136,7 +143,9 @@ def start_server(
     port: int, env: dict[str, str], log_path: Path, extra_options: tuple[str, ...] | list[str] = (), root: Path = REPO_ROOT
 ) -> subprocess.Popen:
     """``streamlit run dashboard/app.py`` on 127.0.0.1:``port``, output to ``log_path``; ``root``: another
-    copy of the repository (the benchmark's "before" measurement runs an older checkout)."""
+    copy of the repository (the benchmark's "before" measurement runs an older checkout). Unless ``env``
+    says otherwise, its runs folder is ``runs/`` beside the log, never the repository's."""
+    env = {"BEANGUARD_RUNS_DIR": str(log_path.parent / "runs"), **env}
     command = [
         sys.executable, "-m", "streamlit", "run", str(root / "dashboard" / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",

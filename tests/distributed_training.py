@@ -37,14 +37,14 @@ def one_step_weights(strategy, kind: str, images, labels, initial_weights) -> tu
     (NSL's included) is scaled right. A dense model without batch norm or dropout, and FGSM without
     a random start, so that nothing but the distribution can differ. Also returns the devices
     holding the first variable's copies (one per replica)."""
-    from core.models import AdversarialSettings, wrap_adversarial
+    from core.models import neighbor_config, wrap_adversarial
 
     with strategy.scope():
         inputs = tf.keras.Input(images.shape[1:], name="image")
         base = tf.keras.Model(inputs, tf.keras.layers.Dense(3, activation="softmax")(tf.keras.layers.Flatten()(inputs)))
         base.set_weights(initial_weights)
-        settings = AdversarialSettings(multiplier=1.0, step_size=0.05, pgd_iterations=1, random_init=False)
-        trained = base if kind == "baseline" else wrap_adversarial(base, settings)
+        neighbors = neighbor_config(step_size=0.05, norm="infinity", pgd_iterations=1, epsilon=0.05)  # FGSM, no random start
+        trained = base if kind == "baseline" else wrap_adversarial(base, 1.0, neighbors)
         trained.compile(optimizer=tf.keras.optimizers.SGD(0.5), loss=tf.keras.losses.SparseCategoricalCrossentropy())
     features = (images, labels) if kind == "baseline" else {"image": images, "label": labels}
     trained.fit(tf.data.Dataset.from_tensor_slices(features).batch(8, drop_remainder=True), epochs=1, verbose=0)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import attacks
+from core import attacks, sparse_l1
 from core.compat import tf
+from core.evaluate import CURVE_EPSILONS, CURVE_ITERATIONS
 
 BUDGETS = {"infinity": 8 / 255, "l2": 0.5, "l1": 5.0}
 
@@ -72,9 +73,10 @@ def test_zero_budget_returns_the_images_unchanged(tiny_model, tiny_splits):
     np.testing.assert_array_equal(same, test.images)
 
 
-def test_l1_projection_lands_on_the_ball_surface():
-    delta = tf.constant(np.random.default_rng(0).normal(size=(4, 5, 5, 3)).astype(np.float32))
-    projected = attacks._project_l1(delta, tf.constant(3.0)).numpy()
+def test_l1_projection_lands_on_the_ball_surface_when_the_box_does_not_bind():
+    delta = tf.constant(np.random.default_rng(0).normal(0, 0.1, size=(4, 5, 5, 3)).astype(np.float32))
+    middle = tf.fill(delta.shape, 0.5)  # 0.5 of room either way, more than any coordinate asks for
+    projected = sparse_l1.project_l1_box(delta, middle, 3.0).numpy()
     np.testing.assert_allclose(np.abs(projected).reshape(4, -1).sum(axis=1), 3.0, rtol=1e-4)
 
 
@@ -94,3 +96,58 @@ def test_corruptions_keep_shape_and_range_and_grow_with_severity(tiny_splits, ki
         distances.append(float(np.abs(corrupted - images).mean()))
     assert distances[0] == 0.0
     assert distances[-1] > distances[1] > 0
+
+
+# --- L1: a sparse attack that respects the budget and the box --------------------------------------
+
+
+def test_l1_projection_is_the_nearest_point_of_the_ball_and_box():
+    """Projection characterisation: <d - p, v - p> <= 0 for every feasible v (here 200 random ones)."""
+    rng = np.random.default_rng(1)
+    images = rng.random((3, 4, 4, 3)).astype(np.float32)
+    delta = rng.normal(0, 0.6, images.shape).astype(np.float32)
+    radius = 2.0
+    projected = sparse_l1.project_l1_box(tf.constant(delta), tf.constant(images), radius).numpy()
+    assert np.all(np.abs(projected).reshape(3, -1).sum(axis=1) <= radius + 1e-4)
+    assert np.all((images + projected >= -1e-6) & (images + projected <= 1 + 1e-6))
+    for _ in range(200):
+        candidate = rng.normal(0, 1.0, images.shape) * (rng.random(images.shape) < 0.2)
+        feasible = np.clip(images + candidate, 0, 1) - images
+        feasible *= np.minimum(1.0, radius / np.abs(feasible).reshape(3, -1).sum(axis=1))[:, None, None, None]
+        inner = ((delta - projected) * (feasible - projected)).reshape(3, -1).sum(axis=1)
+        assert np.all(inner <= 1e-4)
+
+
+def test_one_l1_step_fills_the_largest_gradients_up_to_the_box_until_the_budget_is_spent():
+    gradient = tf.constant([[3.0, -2.0, 1.0, 0.5]])
+    images = tf.constant([[0.9, 0.5, 0.2, 0.5]])
+    step = sparse_l1.steepest_l1_step(gradient, images, 0.8).numpy()
+    np.testing.assert_allclose(step, [[0.1, -0.5, 0.2, 0.0]], atol=1e-6)
+
+
+@pytest.mark.parametrize("iterations", [1, 10])
+def test_l1_attack_at_the_top_budget_stays_inside_the_ball_and_the_box(tiny_model, tiny_splits, iterations):
+    test = tiny_splits["test"]
+    top = max(CURVE_EPSILONS["l1"])
+    saturated = np.clip(test.images * 3 - 1, 0, 1)
+    adversarial = attacks.attack(saturated, test.labels, tiny_model, attacks.Attack("l1", top, iterations))
+    assert np.all(attacks.perturbation_norm(adversarial - saturated, "l1") <= top + 1e-4)
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+
+
+@pytest.mark.parametrize("iterations", [1, 10])
+def test_l1_perturbation_is_sparse(shipped_baseline, iterations):
+    model, images, labels = shipped_baseline
+    adversarial = attacks.attack(images, labels, model, attacks.Attack("l1", max(CURVE_EPSILONS["l1"]), iterations))
+    touched = (np.abs(adversarial - images).reshape(len(images), -1) > 0).mean(axis=1)
+    assert touched.max() < 0.10  # at most a tenth of the values; an L∞ or L2 attack moves nearly all of them
+    assert touched.min() > 0
+
+
+def test_l1_attack_at_the_top_budget_breaks_the_shipped_baseline(shipped_baseline):
+    from core.evaluate import accuracy
+
+    model, images, labels = shipped_baseline
+    adversarial = attacks.attack(images, labels, model, attacks.Attack("l1", max(CURVE_EPSILONS["l1"]), CURVE_ITERATIONS))
+    assert accuracy(model, images, labels) > 0.6
+    assert accuracy(model, adversarial, labels) <= 0.3

@@ -193,3 +193,30 @@ def test_shipped_checkpoints_load_through_load_pair():
         pytest.skip("no shipped checkpoints")
     pair = checkpoints.load_pair(checkpoints.DEFAULT_DIR)
     assert pair.baseline.input_shape == pair.adversarial.input_shape
+
+
+def test_a_model_carrying_python_code_is_refused_by_safe_mode(tmp_path):
+    inputs = tf.keras.Input((16, 16, 3))
+    outputs = tf.keras.layers.Lambda(lambda x: x * 2.0)(inputs)  # arbitrary code, stored as bytecode
+    path = tmp_path / "baseline.keras"
+    tf.keras.Model(inputs, outputs).save(path)
+    with pytest.raises(checkpoints.CheckpointError, match=r"refused: it holds Python code \(a Lambda layer\)"):
+        checkpoints.load_model(path)
+
+
+def test_a_pair_without_digests_is_refused_when_digests_are_required(tmp_path):
+    for name, seed in (("baseline.keras", 0), ("adversarial.keras", 1)):
+        checkpoints.save_model_atomic(small_model(seed), tmp_path / name)
+    (tmp_path / "metadata.json").write_text(json.dumps({"note": "no digests"}))
+    assert checkpoints.load_pair(tmp_path).metadata == {"note": "no digests"}  # the old rule still loads it
+    with pytest.raises(checkpoints.CheckpointMismatch, match="records no SHA-256 digest for baseline.keras and adversarial.keras"):
+        checkpoints.load_pair(tmp_path, require_digests=True)
+
+
+def test_unverified_files_names_exactly_the_changed_file(tmp_path):
+    checkpoints.save_pair(small_model(0), small_model(1), {}, tmp_path)
+    assert checkpoints.unverified_files(tmp_path) == []
+    checkpoints.save_model_atomic(small_model(2), tmp_path / "adversarial.keras")
+    assert checkpoints.unverified_files(tmp_path) == ["adversarial.keras"]
+    (tmp_path / "baseline.keras").unlink()
+    assert checkpoints.unverified_files(tmp_path) == ["baseline.keras", "adversarial.keras"]

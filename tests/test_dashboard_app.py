@@ -15,14 +15,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH, bad_uploads, write_tiny_beans
+from dashboard_helpers import APP_PATH, bad_uploads, unlock_teacher, write_tiny_beans
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
-from dashboard import sidebar
+from core import runs
+from core.train import TrainConfig
+from dashboard import passcode, retrain_panel, retraining
 from dashboard.resources import command_line_data_dir
-from dashboard.retraining import TRAINING_NICENESS, TrainingManager, TrainingRequest, shared_manager
+from dashboard.retraining import TRAINING_NICENESS, TrainingManager, shared_manager
 
 PASSCODE = "bean-teacher-42"
 UPLOADS = bad_uploads()
@@ -32,12 +34,14 @@ UPLOADS = bad_uploads()
 
 
 @pytest.fixture
-def environment(monkeypatch, tiny_beans, checkpoints_dir):
-    """The app's environment; tests change it before the first ``run()``."""
+def environment(monkeypatch, tiny_beans, checkpoints_dir, tmp_path):
+    """The app's environment; tests change it before the first ``run()``. Runs go to a private folder."""
     streamlit_config.set_option("client.showErrorDetails", "full")  # tests want the real message
     monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
     monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
+    monkeypatch.setenv(runs.RUNS_DIR_ENV, str(tmp_path / "runs"))
     monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
+    passcode.shared_lockout.clear()  # no wrong passcodes left over from another test
     return monkeypatch
 
 
@@ -309,6 +313,49 @@ def test_upload_with_a_chosen_true_label_marks_right_and_wrong(app):
     assert not any("No true label" in c.value for c in app.caption)
 
 
+def _png(pixels: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _upload(app: AppTest, name: str, content: bytes) -> AppTest:
+    app.run()
+    app.radio(key="image_source").set_value("upload").run()
+    return app.file_uploader(key="upload").set_value((name, content, "image/png")).run()
+
+
+def test_a_wide_photo_is_centre_cropped_and_the_page_says_so(app, tiny_beans):
+    from PIL import Image
+
+    leaf = np.asarray(Image.open(next((tiny_beans / "test" / "healthy").glob("*.jpg"))).convert("RGB"))
+    wide = np.concatenate([np.zeros_like(leaf), leaf, np.zeros_like(leaf)], axis=1)  # 192×64, the leaf in the middle
+    _upload(app, "wide.png", _png(wide))
+    assert_page_ok(app)
+    assert any("centre square inside the yellow frame (64×64 px of 192×64)" in c.value for c in app.caption), [c.value for c in app.caption]
+    assert len(verdicts(app)) == 2 and not app.warning  # the crop is the leaf: familiar, no warning
+
+
+def test_a_five_pixel_image_is_refused_with_its_size(app):
+    _upload(app, "tiny.png", _png(np.full((5, 5, 3), 120)))
+    assert_page_ok(app)
+    assert [e.value for e in app.error] == ["tiny.png: The image is only 5x5 pixels; photos need at least 32 pixels on each side to show a leaf."]
+    assert verdicts(app) == []
+
+
+def test_a_noise_image_is_classified_but_flagged_as_unlike_the_leaves(app):
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3))
+    _upload(app, "noise.png", _png(noise))
+    assert_page_ok(app)
+    assert len(verdicts(app)) == 2  # the models still answer…
+    warnings = [w.value for w in app.warning]
+    assert len(warnings) == 2 and all("This does not look like the bean leaves the models were trained on" in w for w in warnings)  # sidebar and main area
+
+
 # --- missing or broken inputs ----------------------------------------------------------------------
 
 
@@ -317,7 +364,7 @@ def test_missing_checkpoints_explain_how_to_train_them(app, environment, tmp_pat
     app.run()
     assert_page_ok(app)
     assert any("python -m core.train" in w.value for w in app.warning)
-    assert app.button(key="train_start") is not None  # the sidebar can train them
+    assert app.button(key="teacher_button") is not None  # the teacher's tools are one button away
 
 
 def test_corrupt_checkpoint_is_named_in_an_error(app, own_checkpoints):
@@ -334,6 +381,25 @@ def test_missing_data_folder_shows_core_data_error(app, environment, tmp_path):
     assert any("does not exist" in e.value for e in app.error)
 
 
+def test_without_a_local_folder_and_without_network_the_page_says_so_within_15_seconds(app, environment, tmp_path):
+    import socket
+    import time
+
+    from core import data
+
+    with socket.socket() as probe:  # a local port nobody listens on: connections are refused, as offline
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    environment.delenv("BEANS_DATA_DIR")
+    environment.setenv("TFDS_DATA_DIR", str(tmp_path / "tensorflow_datasets"))  # Beans not downloaded yet
+    environment.setattr(data, "DOWNLOAD_SERVER", ("127.0.0.1", closed))
+    started = time.monotonic()
+    app.run()
+    assert time.monotonic() - started < 15
+    assert_page_ok(app)
+    assert any("looks offline" in e.value and "BEANS_DATA_DIR" in e.value for e in app.error), [e.value for e in app.error]
+
+
 def test_data_dir_comes_from_the_command_line_after_a_double_dash():
     assert command_line_data_dir(["--data-dir", "/data/beans"]) == "/data/beans"
     assert command_line_data_dir(["-q", "tests"]) is None  # pytest's own arguments are ignored
@@ -341,62 +407,74 @@ def test_data_dir_comes_from_the_command_line_after_a_double_dash():
 
 # --- retraining ------------------------------------------------------------------------------------
 
+FAKE_CONFIG = TrainConfig(epochs=1, adversarial_epochs=1)  # what the fake trainers below "train"
+
+
+def test_student_pages_hold_no_retrain_form_and_no_password_field(app, environment):
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    app.run()
+    assert_page_ok(app)
+    assert [t.key for t in app.text_input] == []  # not even hidden: no passcode field in the page
+    keys = {button.key for button in app.button}
+    assert "teacher_button" in keys and not keys & {"train_start", "train_stop", "runs_show", "runs_restore", "runs_delete"}
+
+
+def test_teacher_button_or_query_parameter_reveals_only_the_passcode_field(app, environment):
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    app.query_params["teacher"] = "1"
+    app.run()
+    assert [t.key for t in app.text_input] == ["teacher_passcode"]
+    assert not {button.key for button in app.button} & {"train_start", "runs_show"}
+    other = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
+    other.button(key="teacher_button").click().run()
+    assert [t.key for t in other.text_input] == ["teacher_passcode"]
+
 
 def test_retraining_is_disabled_without_a_configured_passcode(app):
     app.run()
-    assert app.button(key="train_start").disabled
+    app.button(key="teacher_button").click().run()
     assert any("no teacher passcode is configured" in i.value for i in app.info)
+    assert [t.key for t in app.text_input] == [] and not any(b.key == "train_start" for b in app.button)
 
 
-def test_wrong_passcode_starts_nothing(app, environment):
+def test_wrong_passcode_unlocks_nothing(app, environment):
     environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
     app.run()
-    assert not app.button(key="train_start").disabled
-    app.text_input(key="train_passcode").input("guess")
-    app.button(key="train_start").click().run()
-    assert any("Wrong teacher passcode" in e.value for e in app.error)
+    unlock_teacher(app, "guess")
+    assert any("Wrong teacher passcode" in e.value and "4 tries left" in e.value for e in app.error)
+    assert not any(b.key == "train_start" for b in app.button)
     assert not shared_manager().status().running
 
 
-def test_retraining_run_swaps_the_models_in_every_open_session(app, environment, own_checkpoints):
+def test_the_right_passcode_shows_the_form_built_from_the_quick_recipe(app, environment):
     environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
     app.run()
-    other_session = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
-    old_version, old_shown = app.session_state["pair_version"], probabilities(app)
-    app.number_input(key="train_epochs").set_value(2)
-    app.select_slider(key="train_iterations").set_value(2)
-    app.text_input(key="train_passcode").input(PASSCODE)
-    app.button(key="train_start").click().run()
-    assert any("Retraining started" in s.value for s in app.success)
-    other_session.run()  # another session sees the same run's progress bar
-    assert any(bar.proto.text.startswith("Retraining:") for bar in other_session.get("progress"))
-
-    status = shared_manager().wait(timeout=300)
-    assert status.state == "succeeded", (status.message, status.log_tail)
-    app.run()
+    unlock_teacher(app, PASSCODE)
     assert_page_ok(app)
-    assert app.session_state["pair_version"] != old_version
-    models = next(c for c in app.caption if c.value.startswith("Models trained"))
-    assert models.value.startswith("Models trained just now") and "Epochs: 2 (baseline) + 2 (NSL model)" in models.proto.help
-    assert not np.allclose(old_shown["baseline"]["clean"], probabilities(app)["baseline"]["clean"])
-    other_session.run()
-    assert other_session.session_state["pair_version"] == app.session_state["pair_version"]
+    quick = retrain_panel.quick_config()
+    assert app.number_input(key="train_adversarial_epochs").value == quick.adversarial_epochs
+    assert app.number_input(key="train_adversarial_epochs").label == retrain_panel.field_label("adversarial_epochs")
+    assert app.number_input(key="train_adv_epsilon_infinity").value == pytest.approx(quick.adv_epsilon * 255)
+    assert app.slider(key="train_multiplier").value == pytest.approx(quick.multiplier)
+    assert {"train_start", "runs_show", "runs_restore", "runs_delete"} <= {b.key for b in app.button}
 
 
-def test_failed_retraining_keeps_the_old_models_and_says_why(app, environment, own_checkpoints, tmp_path):
+def test_failed_retraining_keeps_no_run_and_says_why(app, environment, tmp_path):
     test_only = write_tiny_beans(tmp_path / "test_only", splits=("test",))  # the app works, training cannot
     environment.setenv("BEANS_DATA_DIR", str(test_only))
     environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    retraining.shared_manager.clear()
     app.run()
     old_version = app.session_state["pair_version"]
-    app.text_input(key="train_passcode").input(PASSCODE)
-    app.number_input(key="train_epochs").set_value(1)
+    unlock_teacher(app, PASSCODE)
+    app.number_input(key="train_adversarial_epochs").set_value(1)
     app.button(key="train_start").click().run()
     status = shared_manager().wait(timeout=120)
     assert status.state == "failed"
     app.run()
-    assert any("Training failed" in e.value and "train" in e.value for e in app.error)
+    assert any("Training failed" in e.value and "nothing was kept" in e.value for e in app.error), [e.value for e in app.error]
     assert app.session_state["pair_version"] == old_version
+    assert runs.trained_runs() == [] and not any(runs.runs_dir().iterdir())  # the partial folder is gone too
     assert len(verdicts(app)) == 2
 
 
@@ -406,10 +484,10 @@ def _fake_trainer(script: str) -> list[str]:
 
 def test_second_start_while_a_run_is_going_is_refused(tmp_path):
     manager = TrainingManager(_fake_trainer("import time; time.sleep(60)"))
-    started, _ = manager.start(TrainingRequest(epochs=1), tmp_path, None)
+    started, _ = manager.start(FAKE_CONFIG, None, runs_root=tmp_path)
     try:
         assert started
-        again, message = manager.start(TrainingRequest(epochs=1), tmp_path, None)
+        again, message = manager.start(FAKE_CONFIG, None, runs_root=tmp_path)
         assert not again and "already in progress" in message
     finally:
         assert manager.cancel()[0]
@@ -418,10 +496,10 @@ def test_second_start_while_a_run_is_going_is_refused(tmp_path):
 
 def test_pages_poll_the_shared_run_slowly_when_idle_and_fast_while_one_trains(app, environment, tmp_path):
     manager = TrainingManager(_fake_trainer("import time; time.sleep(60)"))
-    environment.setattr(sidebar, "shared_manager", lambda: manager)
+    environment.setattr(retrain_panel, "shared_manager", lambda: manager)
     app.run()
     assert app.session_state["progress_polled_fast"] is False
-    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
     try:
         app.run()
         assert app.session_state["progress_polled_fast"] is True
@@ -432,14 +510,14 @@ def test_pages_poll_the_shared_run_slowly_when_idle_and_fast_while_one_trains(ap
 def test_training_runs_at_lower_priority_than_the_pages(tmp_path):
     report = tmp_path / "niceness.txt"
     manager = TrainingManager(_fake_trainer(f"import os, time; time.sleep(0.5); open({str(report)!r}, 'w').write(str(os.nice(0)))"))
-    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
     manager.wait(timeout=30)
     assert int(report.read_text()) >= os.nice(0) + TRAINING_NICENESS
 
 
 def test_a_finished_run_leaves_no_scratch_folder_but_keeps_its_log_tail(tmp_path):
     manager = TrainingManager(_fake_trainer("import sys; print('out of beans', file=sys.stderr); sys.exit(3)"))
-    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
     progress_file = Path(manager.status().command[manager.status().command.index("--progress-file") + 1])
     status = manager.wait(timeout=30)
     assert status.state == "failed" and "out of beans" in status.log_tail
@@ -458,7 +536,7 @@ def test_progress_file_events_become_a_shared_progress_bar_and_error_message(tmp
         "sys.exit(1)\n"
     )
     manager = TrainingManager(_fake_trainer(script))
-    assert manager.start(TrainingRequest(epochs=1), tmp_path, None)[0]
+    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
     status = manager.wait(timeout=30)
     assert status.state == "failed" and "out of beans" in status.message
     assert len(status.epochs) == 1 and status.fraction == pytest.approx(0.5)

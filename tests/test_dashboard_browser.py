@@ -32,7 +32,7 @@ def _server_environment(base: Path) -> dict[str, str]:
     real_beans = Path(os.environ.get("BEANS_DATA_DIR", "/nonexistent"))
     data_dir = real_beans if (real_beans / "test").is_dir() else tiny_beans(base)  # real leaves look better
     checkpoints = tiny_checkpoints(base)
-    return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": ""}
+    return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": "browser-test"}
 
 
 def _full_page_screenshot(page, path: Path) -> None:
@@ -74,6 +74,11 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
                 assert page.locator('[data-testid="stException"]').count() == 0
 
                 _full_page_screenshot(page, tmp_path / "screenshot.png")
+
+                # A student's page holds no password field at all; ?teacher=1 reveals the passcode field.
+                assert page.locator("input[type=password]").count() == 0
+                page.goto(f"http://127.0.0.1:{port}/?teacher=1")
+                expect(page.locator("input[type=password]")).to_have_count(1, timeout=60_000)
             finally:
                 browser.close()
     finally:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -73,16 +78,138 @@ def test_corrupt_image_in_folder_gives_data_error(tiny_beans, tmp_path):
         data.load_split("test", 16, broken)
 
 
-def test_offline_tfds_download_gives_clear_error(tmp_path, monkeypatch):
+# --- online: TFDS --------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    """A local port nobody listens on: connecting is refused at once, like a blocked network."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def online(monkeypatch, tmp_path):
+    """The TFDS path with an empty TFDS cache (so Beans would have to be downloaded)."""
+    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path / "tensorflow_datasets"))
+    return monkeypatch
+
+
+@pytest.fixture
+def listening():
+    """A local server that accepts connections: the download server "answers"."""
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        yield server.getsockname()
+
+
+def test_without_network_loading_says_offline_within_15_seconds(online):
     import tensorflow_datasets as tfds
 
-    def offline(*args, **kwargs):
-        raise ConnectionError("Failed to resolve 'storage.googleapis.com'")
-
-    monkeypatch.delenv(data.DATA_DIR_ENV, raising=False)
-    monkeypatch.setattr(tfds, "load", offline)
-    with pytest.raises(data.DataError, match="offline.*BEANS_DATA_DIR"):
+    online.setattr(data, "DOWNLOAD_SERVER", ("127.0.0.1", closed_port()))
+    online.setattr(tfds, "load", lambda *a, **k: pytest.fail("tfds.load must not be tried when the server is unreachable"))
+    started = time.monotonic()
+    with pytest.raises(data.DataError, match=r"cannot be reached .*looks offline.*BEANS_DATA_DIR"):
         data.load_split("test", 16)
+    assert time.monotonic() - started < 15
+
+
+def test_a_name_lookup_that_hangs_is_cut_short(monkeypatch):
+    def hang(*args, **kwargs):
+        time.sleep(30)
+        raise socket.gaierror("too late")
+
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
+    started = time.monotonic()
+    assert data.download_server_problem(("beans.invalid", 443), timeout=1.0) == "no answer within 1 s"
+    assert time.monotonic() - started < 3
+
+
+def test_a_reachable_server_is_not_reported(listening):
+    assert data.download_server_problem(listening, timeout=2.0) is None
+
+
+def test_a_missing_package_is_named_instead_of_blaming_the_network(online, listening):
+    import tensorflow_datasets as tfds
+
+    def missing(*args, **kwargs):
+        raise ModuleNotFoundError("No module named 'importlib_resources'", name="importlib_resources")
+
+    online.setattr(data, "DOWNLOAD_SERVER", listening)
+    online.setattr(tfds, "load", missing)
+    with pytest.raises(data.DataError) as caught:
+        data.load_split("test", 16)
+    message = str(caught.value)
+    assert "'importlib_resources'" in message and "pip install -r requirements.txt" in message and "offline" not in message
+
+
+def test_a_failed_download_says_what_failed(online, listening):
+    import tensorflow_datasets as tfds
+
+    def broken(*args, **kwargs):
+        raise OSError("checksum mismatch for train.zip")
+
+    online.setattr(data, "DOWNLOAD_SERVER", listening)
+    online.setattr(tfds, "load", broken)
+    with pytest.raises(data.DataError, match=r"tfds.load\('beans'\) failed \(OSError: checksum mismatch for train.zip\).*not a missing network"):
+        data.load_split("test", 16)
+
+
+# What `tfds.load("beans")` imports: the Beans builder, and the modules TFDS's DatasetBuilder imports
+# lazily (``epy.lazy_imports``) when it downloads and prepares a dataset. ``importlib_resources`` is
+# one of them, and TFDS 4.9.10 does not declare it, so `pip install tensorflow-datasets` alone
+# leaves `tfds.load` broken. Apache Beam is only for Beam-based builders (Beans is not one).
+BUILDER_IMPORT_CHECK = r"""
+import importlib, sys
+for blocked in sys.argv[1:]:
+    sys.modules[blocked] = None  # as if that package were not installed
+import tensorflow_datasets.datasets.beans.beans_dataset_builder as beans
+from etils.epy.lazy_imports_utils import LazyModule
+from tensorflow_datasets.core import dataset_builder, split_builder, writer
+from tensorflow_datasets.core.download import download_manager
+assert beans.Builder.name == "beans"
+missing = []
+for module in (dataset_builder, download_manager, split_builder, writer):
+    for value in vars(module).values():
+        if isinstance(value, LazyModule):
+            name = vars(value)["module_name"]
+            if name.split(".")[0] == "apache_beam":
+                continue
+            parent, _, leaf = name.rpartition(".")
+            try:
+                importlib.import_module(name)
+            except ImportError as error:
+                if not (parent and hasattr(importlib.import_module(parent), leaf)):  # `from package import name`
+                    missing.append(f"{name} ({error})")
+print("MISSING" if missing else "OK", *missing, sep="\n")
+"""
+
+
+def run_import_check(*blocked: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BUILDER_IMPORT_CHECK, *blocked], capture_output=True, text=True, timeout=300)
+
+
+def test_everything_the_tfds_beans_builder_imports_is_installed():
+    """Run in a fresh interpreter; requirements.txt must hold what this needs (importlib_resources)."""
+    result = run_import_check()
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split("\n")[0] == "OK", result.stdout
+
+
+def test_the_import_check_notices_a_missing_package():
+    result = run_import_check("importlib_resources")
+    assert result.stdout.startswith("MISSING") and "importlib_resources" in result.stdout, (result.stdout, result.stderr[-2000:])
+
+
+def test_requirements_pin_the_packages_tfds_and_the_project_need():
+    pinned = {
+        line.split("==")[0].strip().lower().replace("_", "-")
+        for line in (Path(__file__).resolve().parents[1] / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    assert {"importlib-resources", "tensorflow-datasets", "adversarial-robustness-toolbox", "multiprocess"} <= pinned
 
 
 def test_unknown_split_is_refused(tiny_beans):

@@ -24,7 +24,7 @@ from dashboard_helpers import free_port, write_tiny_beans
 
 REPO = Path(__file__).resolve().parents[1]
 HELPER = Path(__file__).resolve().parent / "distributed_training.py"
-EPOCHS = 8
+EPOCHS = 12
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,48 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
-from core import activations, evaluate
-from core.models import CONV_LAYER_NAMES
+from core import activations, apgd, evaluate
+from core.models import DEFAULT_ARCH, conv_block_names
 
 
-def test_evaluation_table_labels_every_number_with_its_threat_model(tiny_model, tiny_splits):
-    table = evaluate.evaluate_pair(tiny_model, tiny_model, tiny_splits["test"])
+QUICK = apgd.Ensemble(iterations=10)  # the table's shape, not APGD's strength (tests/test_apgd.py)
+
+
+@pytest.fixture(scope="module")
+def tiny_table(tiny_model, tiny_splits):
+    return evaluate.evaluate_pair(tiny_model, tiny_model, tiny_splits["test"], ensemble=QUICK)
+
+
+def test_evaluation_table_labels_every_number_with_its_threat_model(tiny_table):
+    table = tiny_table
     ids = [row["id"] for row in table["rows"]]
-    assert ids == ["clean", "seed_protocol_fgsm_linf_8", "whitebox_fgsm_linf_8", "whitebox_pgd10_linf_8"]
+    assert ids == [
+        "clean",
+        "autoattack_linf_2",
+        "autoattack_linf_4",
+        "autoattack_linf_8",
+        "autoattack_l2_0.5",
+        "autoattack_l2_1",
+        "seed_protocol_fgsm_linf_8",
+        "whitebox_fgsm_linf_8",
+        "whitebox_pgd10_linf_8",
+    ]
     assert all(row["threat_model"] and 0 <= row["baseline"] <= 1 for row in table["rows"])
     assert "transfer" in evaluate.row(table, "seed_protocol_fgsm_linf_8")["threat_model"]
     assert set(table["curves"]) == {"infinity", "l2", "l1"}
     assert set(table["corruptions"]) == {"gaussian_noise", "blur", "jpeg", "misalignment"}
     assert "Clean accuracy" in evaluate.format_table(table)
+
+
+def test_autoattack_rows_are_printed_and_never_above_clean_accuracy(tiny_table):
+    clean = evaluate.row(tiny_table, "clean")
+    printed = evaluate.format_table(tiny_table)
+    for norm, epsilon in evaluate.AUTOATTACK_BUDGETS:
+        item = evaluate.row(tiny_table, evaluate.autoattack_row_id(norm, epsilon))
+        assert item["name"] in printed and "APGD-CE + APGD-DLR" in item["name"]
+        assert item["baseline"] <= clean["baseline"]
 
 
 def test_curve_starts_at_clean_accuracy_and_never_beats_it(tiny_model, tiny_splits):
@@ -27,19 +55,19 @@ def test_curve_starts_at_clean_accuracy_and_never_beats_it(tiny_model, tiny_spli
     assert max(curve[1:]) <= clean
 
 
-def test_same_model_on_both_sides_scores_the_same(tiny_model, tiny_splits):
-    table = evaluate.evaluate_pair(tiny_model, tiny_model, tiny_splits["test"])
-    for row in table["rows"]:
+def test_same_model_on_both_sides_scores_the_same(tiny_table):
+    for row in tiny_table["rows"]:
         assert row["baseline"] == row["adversarial"]
 
 
 def test_activations_are_returned_for_every_conv_layer_by_name(tiny_model, tiny_splits):
     images = tiny_splits["test"].images[:2]
     maps = activations.conv_activations(tiny_model, images)
-    assert list(maps) == list(CONV_LAYER_NAMES)
-    assert maps["conv1"].shape == (2, 32, 32, 16)
-    assert maps["conv2"].shape == (2, 16, 16, 32)
-    assert maps["conv3"].shape == (2, 8, 8, 32)
+    assert list(maps) == list(conv_block_names(DEFAULT_ARCH))
+    assert maps["conv1"].shape == (2, 32, 32, 32)
+    assert maps["conv2"].shape == (2, 16, 16, 64)
+    assert maps["conv3"].shape == (2, 8, 8, 128)
+    assert maps["conv4"].shape == (2, 4, 4, 128)
     assert all(m.min() >= 0 for m in maps.values())  # post-ReLU
 
 

@@ -2,8 +2,8 @@
 session reading the folder while a new pair is being saved.
 
 Everything is real: tiny checkpoints trained by ``python -m core.train`` (32 px, shared with the
-dashboard tests), training subprocesses started through ``dashboard.retraining.TrainingManager``,
-files changed on disk, and the app driven through Streamlit's AppTest. The random epochs come from
+dashboard tests), training subprocesses started through ``dashboard.retraining.TrainingManager``
+into run folders (``core.runs``), files changed on disk, and the app driven through Streamlit's AppTest. The random epochs come from
 a seeded generator (``BEANGUARD_FAULT_SEED``, default 0) and are printed, so a failure can be
 replayed with the same epoch.
 """
@@ -23,14 +23,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH, REPO_ROOT, TINY_IMAGE_SIZE
+from dashboard_helpers import APP_PATH, REPO_ROOT, TINY_IMAGE_SIZE, unlock_teacher
 from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
 import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
-from core import checkpoints
-from dashboard import retraining, sidebar
-from dashboard.retraining import TrainingManager, TrainingRequest
+from core import checkpoints, runs
+from core.train import TrainConfig
+from dashboard import passcode, retrain_panel, retraining
+from dashboard.retraining import TrainingManager
 
 PASSCODE = "bean-teacher-42"
 SEED = int(os.environ.get("BEANGUARD_FAULT_SEED", "0"))
@@ -58,11 +59,18 @@ def folder(checkpoints_dir, tmp_path) -> Path:
 
 
 @pytest.fixture
-def environment(monkeypatch, tiny_beans, folder):
+def runs_root(tmp_path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture
+def environment(monkeypatch, tiny_beans, folder, runs_root):
     streamlit_config.set_option("client.showErrorDetails", "full")
     monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
     monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(folder))
+    monkeypatch.setenv(runs.RUNS_DIR_ENV, str(runs_root))
     monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
+    passcode.shared_lockout.clear()
     return monkeypatch
 
 
@@ -135,14 +143,15 @@ def reversed_classes(model):
 # --- 1. training killed at a random epoch ----------------------------------------------------------
 
 
-def test_training_killed_at_a_random_epoch_keeps_the_old_checkpoints(folder, tiny_beans):
-    request = TrainingRequest(epochs=4, image_size=TINY_IMAGE_SIZE, pgd_iterations=2)
+def test_training_killed_at_a_random_epoch_keeps_no_run_and_never_touches_the_shipped_pair(folder, tiny_beans, runs_root):
+    config = TrainConfig(image_size=TINY_IMAGE_SIZE, epochs=2, adversarial_epochs=2, pgd_iterations=2, batch_size=8)
+    total = config.epochs + config.adversarial_epochs
     # Not the last two epochs: after the last one the run saves at once, and a kill there is a
-    # kill mid-save (which the swap-safety tests cover); two epochs leave time to deliver the signal.
-    kill_at = fault_epoch("killed", 1, request.total_epochs - 2)
+    # kill mid-save (covered below); two epochs leave time to deliver the signal.
+    kill_at = fault_epoch("killed", 1, total - 2)
     before = snapshot(folder)
     manager = TrainingManager()
-    started, message = manager.start(request, folder, tiny_beans)
+    started, message = manager.start(config, tiny_beans, runs_root=runs_root)
     assert started, message
     pid = pid_running(manager.status().command)
     deadline = time.monotonic() + 120
@@ -154,29 +163,48 @@ def test_training_killed_at_a_random_epoch_keeps_the_old_checkpoints(folder, tin
     status = manager.wait(timeout=30, poll_seconds=0.05)
 
     reached = len(status.epochs)
-    assert kill_at <= reached < request.total_epochs, f"killed after epoch {reached}, wanted {kill_at}"
+    assert kill_at <= reached < total, f"killed after epoch {reached}, wanted {kill_at}"
     assert status.state == "failed"
     assert "killed by SIGKILL" in status.message and "exit code -9" in status.message, status.message
-    assert "previous models are still in use" in status.message, status.message
-    assert snapshot(folder) == before, "checkpoint files changed or temporaries were left behind"
-    pair = checkpoints.load_pair(folder)  # and they still load, digests checked
-    assert pair.metadata["files"]
+    assert "nothing was kept" in status.message and "keeps the models it had" in status.message, status.message
+    assert snapshot(folder) == before, "the shipped pair changed"
+    assert list(runs_root.iterdir()) == [], "the unfinished run folder was left behind"
+    assert runs.active_run(runs_root, folder).kind == "shipped"
+    checkpoints.load_pair(folder, require_digests=True)  # and the shipped pair still loads, digests checked
 
 
-def test_a_run_killed_after_replacing_a_checkpoint_file_does_not_claim_the_old_models_are_intact(folder):
+def test_a_run_killed_while_saving_leaves_no_half_run_behind(folder, runs_root):
     script = (
         "import os, shutil, signal, sys\n"
         "out = sys.argv[sys.argv.index('--output-dir') + 1]\n"
-        "shutil.copy(os.path.join(out, 'adversarial.keras'), os.path.join(out, '.incoming.keras'))\n"
-        "os.replace(os.path.join(out, '.incoming.keras'), os.path.join(out, 'baseline.keras'))\n"
+        "os.makedirs(out, exist_ok=True)\n"
+        f"shutil.copy({str(folder / 'baseline.keras')!r}, os.path.join(out, 'baseline.keras'))\n"
         "os.kill(os.getpid(), signal.SIGKILL)\n"
     )  # a stand-in for core.train killed between save_pair's first and last file
+    before = snapshot(folder)
     manager = TrainingManager([sys.executable, "-c", script])
-    assert manager.start(TrainingRequest(epochs=1), folder, None)[0]
+    assert manager.start(TrainConfig(epochs=1, adversarial_epochs=1), None, runs_root=runs_root)[0]
     status = manager.wait(timeout=30, poll_seconds=0.05)
     assert status.state == "failed" and "killed by SIGKILL" in status.message, status.message
-    assert "previous models are still in use" not in status.message
-    assert "started replacing the checkpoint files" in status.message and "retrain" in status.message
+    assert "nothing was kept" in status.message
+    assert list(runs_root.iterdir()) == [] and runs.trained_runs(runs_root) == []
+    assert snapshot(folder) == before
+
+
+def test_a_run_that_exits_cleanly_without_a_complete_pair_is_not_kept(folder, runs_root):
+    script = (
+        "import json, os, sys\n"
+        "out = sys.argv[sys.argv.index('--output-dir') + 1]\n"
+        "progress = sys.argv[sys.argv.index('--progress-file') + 1]\n"
+        "os.makedirs(out, exist_ok=True)\n"
+        "open(os.path.join(out, 'metadata.json'), 'w').write(json.dumps({'files': {}}))\n"
+        "open(progress, 'a').write(json.dumps({'event': 'done'}) + '\\n')\n"
+    )  # claims success, but no model files: publishing must refuse it
+    manager = TrainingManager([sys.executable, "-c", script])
+    assert manager.start(TrainConfig(epochs=1, adversarial_epochs=1), None, runs_root=runs_root)[0]
+    status = manager.wait(timeout=30, poll_seconds=0.05)
+    assert status.state == "failed" and "could not be kept" in status.message, status.message
+    assert runs.trained_runs(runs_root) == [] and runs.active_key(runs_root) == runs.SHIPPED_KEY
 
 
 # --- 2. an exception inside training at a random epoch ---------------------------------------------
@@ -209,29 +237,30 @@ def failing_trainer(path: Path, fail_at: int) -> list[str]:
     return [sys.executable, str(path)]
 
 
-def test_exception_at_a_random_epoch_keeps_the_old_models_and_the_page_says_why(app, environment, folder, tmp_path):
+def test_exception_at_a_random_epoch_keeps_the_old_models_and_the_page_says_why(app, environment, folder, tmp_path, runs_root):
     epochs = 2
-    fail_at = fault_epoch("exception", 1, 2 * epochs)
+    fail_at = fault_epoch("exception", 1, epochs)
     manager = TrainingManager(failing_trainer(tmp_path / "failing_train.py", fail_at))
-    for module in (retraining, sidebar):  # the page's shared manager runs the faulty trainer
+    for module in (retraining, retrain_panel):  # the page's shared manager runs the faulty trainer
         environment.setattr(module, "shared_manager", lambda: manager)
     environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
     before = snapshot(folder)
     app.run()
     shown = probabilities(app)
-    app.number_input(key="train_epochs").set_value(epochs)
-    app.select_slider(key="train_iterations").set_value(2)
-    app.text_input(key="train_passcode").input(PASSCODE)
+    unlock_teacher(app, PASSCODE)
+    app.number_input(key="train_adversarial_epochs").set_value(epochs)
+    app.select_slider(key="train_pgd_iterations").set_value(2)
     app.button(key="train_start").click().run()
-    assert any("Retraining started" in s.value for s in app.success)
+    assert any("Retraining started" in s.value for s in app.success), [e.value for e in [*app.error, *app.exception]]
 
     status = manager.wait(timeout=120, poll_seconds=0.2)
     assert status.state == "failed" and len(status.epochs) == fail_at, (status.message, status.log_tail)
     app.run()
     assert not app.exception, [e.value for e in app.exception]
     errors = [e.value for e in app.error]
-    assert any(f"RuntimeError: injected fault at epoch {fail_at}" in e and "previous models are still in use" in e for e in errors), errors
+    assert any(f"RuntimeError: injected fault at epoch {fail_at}" in e and "keeps the models it had" in e for e in errors), errors
     assert snapshot(folder) == before
+    assert runs.trained_runs(runs_root) == []
     np.testing.assert_array_equal(probabilities(app)["baseline"]["clean"], shown["baseline"]["clean"])
 
 

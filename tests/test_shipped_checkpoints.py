@@ -90,3 +90,52 @@ def test_independent_fgsm_from_baseline_agrees_with_seed_protocol(shipped):
 def test_checkpoints_are_small(shipped):
     for name in checkpoints.MODEL_FILES.values():
         assert (FOLDER / name).stat().st_size < 5 * 1024 * 1024
+
+
+# --- the bar the shipped pair must clear (issue 7), checked against the files themselves ---------
+
+
+def test_metadata_names_the_architecture_of_the_files(shipped):
+    from core.models import architecture_of
+
+    models, metadata, _ = shipped
+    assert {architecture_of(model) for model in models.values()} == {metadata["config"]["arch"]}
+
+
+def test_baseline_is_right_and_confident_on_clean_leaves(shipped):
+    models, _, test = shipped
+    probabilities = models["baseline"](test.images, training=False).numpy()
+    right = probabilities.argmax(axis=1) == test.labels
+    assert right.mean() >= 0.87
+    assert (right & (probabilities.max(axis=1) >= 0.70)).mean() >= 0.75
+
+
+def test_adversarial_model_is_right_on_clean_leaves(shipped):
+    models, _, test = shipped
+    assert accuracy(models["adversarial"], test.images, test.labels) >= 0.83
+
+
+def test_metadata_has_every_autoattack_row(shipped):
+    _, metadata, _ = shipped
+    for row_id in ("autoattack_linf_2", "autoattack_linf_4", "autoattack_linf_8", "autoattack_l2_0.5", "autoattack_l2_1"):
+        values = next(row for row in metadata["evaluation"]["rows"] if row["id"] == row_id)
+        assert 0 <= values["baseline"] <= 1 and 0 <= values["adversarial"] <= 1
+
+
+def test_autoattack_breaks_the_baseline_at_4_of_255(shipped):
+    from core import apgd
+
+    models, metadata, test = shipped
+    robust, _ = apgd.apgd_robust(models["baseline"], test.images, test.labels, "infinity", 4 / 255)
+    assert robust.mean() <= 0.15
+    assert abs(robust.mean() - reported(metadata, "autoattack_linf_4", "baseline")) <= 0.03
+
+
+def test_autoattack_row_agrees_with_pgd50_with_restarts_on_the_adversarial_model(shipped):
+    """The stored headline number is neither stale nor weaker than a plain strong attack."""
+    from core import apgd
+
+    models, metadata, test = shipped
+    robust, adversarial = apgd.pgd_robust(models["adversarial"], test.images, test.labels, "infinity", EPSILON, restarts=2)
+    assert np.abs(adversarial - test.images).max() <= EPSILON + 1e-6
+    assert abs(robust.mean() - reported(metadata, "autoattack_linf_8", "adversarial")) <= 0.03

@@ -12,8 +12,8 @@ import pytest
 
 from core import checkpoints
 from core.compat import tf
-from core.models import CONV_LAYER_NAMES, build_cnn
-from core.train import TrainConfig, fit_model, train_pair
+from core.models import ARCHITECTURES, build_cnn, conv_block_names
+from core.train import RECIPES, TrainConfig, config_arguments, fit_model, parse_args, train_pair
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(image_size=32, epochs=3, adversarial_epochs=2, batch_size=8, learning_rate=5e-3, pgd_iterations=2)
@@ -79,9 +79,58 @@ def test_training_learns_the_tiny_task(tiny_splits):
     assert reporter.best_accuracy > 1 / 3 + 0.2  # clearly better than chance on 12 held-out images
 
 
-def test_conv_layers_have_readable_names():
-    model = build_cnn(32)
-    assert [layer.name for layer in model.layers if layer.name in CONV_LAYER_NAMES] == list(CONV_LAYER_NAMES)
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_conv_layers_have_readable_names(arch):
+    model = build_cnn(32, arch=arch)
+    names = conv_block_names(arch)
+    assert [layer.name for layer in model.layers if layer.name in names] == list(names)
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHITECTURES))
+def test_the_logits_layer_feeds_the_softmax(arch):
+    model = build_cnn(32, arch=arch)
+    images = np.random.default_rng(0).random((2, 32, 32, 3), dtype=np.float32)
+    logits = tf.keras.Model(model.inputs, model.get_layer("logits").output)(images).numpy()
+    np.testing.assert_allclose(model(images).numpy(), tf.nn.softmax(logits).numpy(), atol=1e-6)
+
+
+def test_default_architecture_stays_small():
+    assert build_cnn(64).count_params() <= 1_500_000
+
+
+@pytest.mark.parametrize("recipe", sorted(RECIPES))
+def test_config_arguments_round_trip_through_the_command_line(recipe):
+    config = RECIPES[recipe]
+    assert parse_args(config_arguments(config))[0] == config
+
+
+def test_changed_config_round_trips_through_the_command_line():
+    config = TrainConfig(arch="seed", multiplier=0.2, adv_norm="l2", warm_start=False, init_from="some/run", adv_epsilon=1 / 3)
+    assert parse_args(config_arguments(config))[0] == config
+
+
+def test_recipe_flag_sets_defaults_and_other_flags_override():
+    config, _ = parse_args(["--recipe", "quick", "--adversarial-epochs", "2"])
+    assert config.epochs == RECIPES["quick"].epochs and config.init_from == RECIPES["quick"].init_from
+    assert config.adversarial_epochs == 2
+
+
+def test_zero_baseline_epochs_keeps_the_starting_baseline(trained, tiny_beans, tmp_path):
+    folder, metadata, _ = trained
+    config = TrainConfig(**{**metadata["config"], "epochs": 0, "adversarial_epochs": 1, "init_from": str(folder)})
+    train_pair(config, tiny_beans, tmp_path, evaluate=False)
+    before, after = checkpoints.load_pair(folder), checkpoints.load_pair(tmp_path)
+    for old, new in zip(before.baseline.get_weights(), after.baseline.get_weights()):
+        np.testing.assert_array_equal(old, new)
+    changed = [not np.array_equal(a, b) for a, b in zip(before.baseline.get_weights(), after.adversarial.get_weights())]
+    assert any(changed)  # the adversarial model was fine-tuned from it
+
+
+def test_init_from_a_pair_of_another_architecture_is_refused(trained, tiny_beans, tmp_path):
+    folder, metadata, _ = trained
+    config = TrainConfig(**{**metadata["config"], "arch": "seed", "init_from": str(folder)})
+    with pytest.raises(ValueError, match="--init-from"):
+        train_pair(config, tiny_beans, tmp_path, evaluate=False)
 
 
 def test_command_line_trains_and_logs_progress(tiny_beans, tmp_path):
@@ -107,3 +156,18 @@ def test_command_line_bad_data_dir_exits_with_one_clear_line(tmp_path):
     assert result.returncode == 2
     assert "error: Beans folder" in result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_weight_average_blends_old_and_new_weights():
+    from core.train import WeightAverage
+
+    model = build_cnn(16)
+    start = [np.zeros_like(w) for w in model.get_weights()]
+    model.set_weights(start)
+    average = WeightAverage(model, decay=0.99)
+    average.on_train_begin()
+    model.set_weights([np.ones_like(w) for w in start])
+    average.on_train_batch_end(0)
+    decay = 2 / 11  # the first update averages with a short memory: min(0.99, (1 + 1) / (10 + 1))
+    for averaged in average.averaged():
+        np.testing.assert_allclose(averaged, 1 - decay, rtol=1e-6)

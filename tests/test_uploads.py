@@ -99,3 +99,91 @@ def test_image_over_our_limit_but_under_pillows_says_its_size():
     raw = encode(Image.new("L", (3000, 2000)), "PNG")
     with pytest.raises(data.DataError, match="3000x2000 pixels"):
         data.image_from_bytes(raw, SIZE, max_pixels=1_000_000)
+
+
+# --- shape and size: centre square, at least 32 px a side ------------------------------------------
+
+
+def thirds(width: int, height: int) -> Image.Image:
+    """Red | green | blue vertical bands: which band the model input holds shows where it was cut."""
+    pixels = np.zeros((height, width, 3), np.uint8)
+    pixels[:, : width // 3, 0] = 255
+    pixels[:, width // 3 : 2 * width // 3, 1] = 255
+    pixels[:, 2 * width // 3 :, 2] = 255
+    return Image.fromarray(pixels)
+
+
+def test_a_wide_photo_is_centre_cropped_not_squashed():
+    array, picture = data.image_from_bytes(encode(thirds(3000, 1000), "PNG"), SIZE)
+    assert picture.size == (3000, 1000)  # the whole photo comes back, to show the crop on
+    assert data.centre_square(3000, 1000) == (1000, 0, 2000, 1000)
+    assert array[..., 1].min() > 0.95 and array[..., 0].max() < 0.05 and array[..., 2].max() < 0.05  # only the green centre
+
+
+def test_a_tall_photo_is_centre_cropped_too():
+    tall = thirds(3000, 1000).rotate(90, expand=True)  # 1000×3000, bands now horizontal, green in the middle
+    array, _ = data.image_from_bytes(encode(tall, "PNG"), SIZE)
+    assert array[..., 1].min() > 0.95
+
+
+def test_a_square_photo_is_used_whole():
+    array, _ = data.image_from_bytes(encode(thirds(96, 96), "PNG"), SIZE)
+    assert array[:, 0, 0].mean() > 0.9 and array[:, -1, 2].mean() > 0.9  # red left edge, blue right edge
+
+
+@pytest.mark.parametrize("size", [(5, 5), (31, 400), (400, 31)])
+def test_images_under_32_pixels_a_side_are_refused_with_their_size(size):
+    with pytest.raises(data.DataError, match=rf"only {size[0]}x{size[1]} pixels; photos need at least 32 pixels on each side"):
+        data.image_from_bytes(encode(Image.new("RGB", size, (60, 160, 60)), "PNG"), SIZE)
+
+
+def test_32_pixels_a_side_is_enough():
+    array, _ = data.image_from_bytes(encode(Image.new("RGB", (32, 32), (60, 160, 60)), "PNG"), SIZE)
+    assert_model_input(array)
+
+
+# --- does it look like a bean leaf? (core.ood) -----------------------------------------------------
+
+from core import ood  # noqa: E402
+
+
+def noise(shape, seed=0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, shape).astype(np.uint8)
+
+
+def model_input(pixels: np.ndarray, size: int) -> np.ndarray:
+    return data.image_from_bytes(encode(Image.fromarray(pixels), "PNG"), size)[0]
+
+
+def test_no_reference_photo_is_flagged(tiny_splits):
+    reference = ood.fit_reference(tiny_splits["test"].images)
+    assert (reference.scores(tiny_splits["test"].images) <= reference.threshold).all()
+    assert reference.threshold == pytest.approx(ood.MARGIN * reference.farthest)
+
+
+def test_new_photos_of_the_same_leaves_are_not_flagged(tiny_splits):
+    reference = ood.fit_reference(tiny_splits["test"].images)
+    scores = reference.scores(np.concatenate([tiny_splits["train"].images, tiny_splits["validation"].images]))
+    assert (scores <= reference.threshold).all(), scores.max()
+
+
+@pytest.mark.parametrize("shape", [(32, 32, 3), (300, 300, 3), (2000, 3000, 3)], ids=["models_size", "photo_size", "phone_size"])
+def test_noise_is_flagged_with_the_message(tiny_splits, shape):
+    reference = ood.fit_reference(tiny_splits["test"].images)
+    result = ood.familiarity(reference, model_input(noise(shape), SIZE))
+    assert result.unfamiliar and result.score > reference.threshold
+    assert result.message.startswith("This does not look like the bean leaves the models were trained on")
+
+
+def test_a_blank_image_is_flagged(tiny_splits):
+    reference = ood.fit_reference(tiny_splits["test"].images)
+    assert ood.familiarity(reference, model_input(np.full((100, 100, 3), 255, np.uint8), SIZE)).unfamiliar
+
+
+def test_on_real_beans_no_train_or_validation_photo_is_flagged_and_noise_is(real_beans):
+    reference = ood.fit_reference(data.load_split("test", 64, real_beans).images)
+    for split in ("train", "validation"):
+        scores = reference.scores(data.load_split(split, 64, real_beans).images)
+        assert (scores <= reference.threshold).all(), (split, float(scores.max()), reference.threshold)
+    for shape in ((64, 64, 3), (500, 500, 3)):
+        assert ood.familiarity(reference, model_input(noise(shape), 64)).unfamiliar

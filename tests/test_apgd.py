@@ -1,0 +1,70 @@
+"""core.apgd: AutoAttack-grade attacks stay in budget, are at least as strong as PGD, follow the paper."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core import apgd, attacks
+from core.compat import tf
+from core.evaluate import accuracy
+
+QUICK = apgd.Ensemble(iterations=20)
+
+
+def test_step_size_checkpoints_follow_the_paper_schedule():
+    # p = 0, 0.22, 0.41, 0.57, 0.70, 0.80, 0.87, 0.93, 0.99 (each gap shrinks by 0.03, at least 0.06)
+    assert apgd.checkpoints(100) == [22, 41, 57, 70, 80, 87, 93, 99]
+
+
+def test_dlr_loss_ignores_the_logits_scale_and_shift_and_is_positive_only_when_wrong():
+    logits = tf.constant([[3.0, 1.0, 0.0], [1.0, 2.5, 0.5]])
+    labels = tf.constant([0, 0])
+    loss = apgd._losses(logits, labels, labels, "dlr").numpy()
+    np.testing.assert_allclose(loss, [-(3 - 1) / 3, -(1 - 2.5) / 2], rtol=1e-6)
+    np.testing.assert_allclose(apgd._losses(logits * 7 + 2, labels, labels, "dlr").numpy(), loss, rtol=1e-5)
+    assert loss[0] < 0 < loss[1]
+
+
+def test_targeted_loss_grows_as_the_target_class_gains():
+    labels, targets = tf.constant([0, 0]), tf.constant([2, 2])
+    logits = tf.constant([[3.0, 1.0, 0.0], [3.0, 1.0, 2.0]])  # the second is closer to class 2
+    loss = apgd._losses(logits, labels, targets, "ce-targeted").numpy()
+    assert loss[0] < loss[1] < 0
+
+
+@pytest.mark.parametrize("norm, epsilon", [("infinity", 8 / 255), ("l2", 0.5)])
+def test_apgd_stays_inside_the_budget_and_the_box(tiny_model, tiny_splits, norm, epsilon):
+    test = tiny_splits["test"]
+    saturated = np.clip(test.images * 3 - 1, 0, 1)
+    robust, adversarial = apgd.apgd_robust(tiny_model, saturated, test.labels, norm, epsilon, QUICK)
+    sizes = attacks.perturbation_norm(adversarial - saturated, norm)
+    assert np.all(sizes <= epsilon * (1 + 1e-5) + 1e-6)
+    assert sizes[robust].min() > 0  # the survivors were attacked too: their strongest attempt comes back
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+
+
+def test_robust_examples_are_a_subset_of_the_correctly_classified(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    robust, _ = apgd.apgd_robust(tiny_model, test.images, test.labels, "infinity", 2 / 255, QUICK)
+    correct = tiny_model.predict(test.images, verbose=0).argmax(axis=1) == test.labels
+    assert not np.any(robust & ~correct)
+
+
+def test_fooled_examples_come_back_misclassified_within_budget(shipped_baseline):
+    model, images, labels = shipped_baseline
+    robust, adversarial = apgd.apgd_robust(model, images, labels, "infinity", 4 / 255, QUICK)
+    fooled = ~robust & (model.predict(images, verbose=0).argmax(axis=1) == labels)
+    assert fooled.sum() >= 5
+    assert np.all(model.predict(adversarial[fooled], verbose=0).argmax(axis=1) != labels[fooled])
+    assert np.all(attacks.perturbation_norm(adversarial - images, "infinity") <= 4 / 255 + 1e-6)
+
+
+@pytest.mark.parametrize("norm, epsilon", [("infinity", 4 / 255), ("l2", 1.0)])
+def test_apgd_is_at_least_as_strong_as_pgd10_on_the_shipped_baseline(shipped_baseline, norm, epsilon):
+    model, images, labels = shipped_baseline
+    robust, _ = apgd.apgd_robust(model, images, labels, norm, epsilon)
+    pgd10 = accuracy(model, attacks.attack(images, labels, model, attacks.Attack(norm, epsilon, 10)), labels)
+    pgd50 = apgd.pgd_robust(model, images, labels, norm, epsilon)[0].mean()
+    assert robust.mean() <= min(pgd10, pgd50)
+    assert robust.mean() < accuracy(model, images, labels)
