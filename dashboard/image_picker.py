@@ -26,6 +26,7 @@ from dashboard.wording import class_title
 NOT_KNOWN = -1
 NOTE_KEY = "picker_note"  # one sentence about why this photo is shown, until the next choice
 STARTED_KEY = "picker_started"  # the page has opened on its first photo (cleared by "reset all")
+WANTED_KEY = "picker_wants_example"  # "Show me a good example" was pressed on this test photo index
 PENDING_IMAGE = "url_image"  # a shared link's photo (file name), set by dashboard.page_state
 
 
@@ -77,8 +78,15 @@ def describe_choice(found: GoodExamples, index: int) -> str:
     )
 
 
-def _show_good_example(split: Split, good_examples: Callable[[], GoodExamples], current: int | None) -> None:
-    found = good_examples()
+def _ask_for_good_example(current: int | None) -> None:
+    """A callback only records the wish: the search runs in the script, under a spinner (it attacks
+    every test photo, seconds for PGD), before the picker's widgets are drawn."""
+    st.session_state[WANTED_KEY] = -1 if current is None else current
+
+
+def _choose_good_example(split: Split, good_examples: Callable[[], GoodExamples], current: int | None) -> None:
+    with st.spinner("Looking for a good example on every test photo…"):
+        found = good_examples()
     index = found.after(current)
     select_test_image(st.session_state, split, index)
     st.session_state[NOTE_KEY] = describe_choice(found, index)
@@ -98,17 +106,17 @@ def pick_image(
     st.header("1 · Pick a leaf photo")
     if not st.session_state.get(STARTED_KEY):  # a fresh page (or a reset): open on the best example
         st.session_state[STARTED_KEY] = True
-        found = good_examples()
-        index = found.after(None)
-        select_test_image(st.session_state, split, index)
-        st.session_state[NOTE_KEY] = describe_choice(found, index)
+        _choose_good_example(split, good_examples, None)
+    elif WANTED_KEY in st.session_state:
+        wanted = st.session_state.pop(WANTED_KEY)
+        _choose_good_example(split, good_examples, None if wanted < 0 else wanted)
     st.session_state.setdefault("image_source", "test")
     source = st.radio("Photo", ["test", "upload"], format_func={"test": "A test photo", "upload": "My own photo"}.get, horizontal=True, key="image_source",
                       help="**Test photos** were never shown to the models while they learned, and we know the right answer.")  # fmt: skip
     if source == "upload":
         return _pick_upload(class_names, size, split, data_key)
     sample, index = _pick_test_image(split, class_names)
-    st.button("Show me a good example", key="good_example", width="stretch", on_click=_show_good_example, args=(split, good_examples, index),
+    st.button("Show me a good example", key="good_example", width="stretch", on_click=_ask_for_good_example, args=(index,),
               help="A test photo the baseline gets right and is sure of, that the current change fools, and that the NSL model still gets right — found by running both models now.")  # fmt: skip
     left, right = st.columns(2)
     left.button("Random", key="random_image", width="stretch", on_click=_show_random_image, args=(split, index), help="Any test photo, chosen at random.")
