@@ -220,7 +220,6 @@ def test_moving_a_control_updates_the_link(browser, server_setup):
         page.close()
 
 
-@pytest.mark.xfail(strict=False, reason="the retraining form moves behind a Teacher button in dashboard/retrain_panel.py (issue 8, the other half)")
 def test_a_students_page_holds_no_password_input_even_with_a_passcode_configured(browser, server_setup):
     page = _open(browser, server_setup)
     try:

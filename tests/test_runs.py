@@ -218,7 +218,7 @@ def clean_probabilities(at: AppTest) -> dict[str, np.ndarray]:
     import base64
 
     bars = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
-    bars = [f for f in bars if [trace.get("name") for trace in f["data"]] == ["clean", "perturbed"]]
+    bars = [f for f in bars if [trace.get("name") for trace in f["data"]] == ["before", "after"]]  # each model's bars before and after the change
 
     def values(encoded):
         if isinstance(encoded, dict):
@@ -298,7 +298,7 @@ def test_a_tampered_run_is_refused_and_the_class_sees_the_shipped_pair(environme
     page = session().run()
     assert not page.exception, [e.value for e in page.exception]
     assert any("was refused" in e.value and "SHA-256" in e.value and "shipped models" in e.value for e in page.error)
-    assert sees(page) == "shipped" and len([m for m in page.markdown if m.value.startswith("Clean:")]) == 2
+    assert sees(page) == "shipped" and len([m for m in page.markdown if 'class="bg-verdict' in m.value]) == 2
 
 
 def comparison_table(at: AppTest):
@@ -323,9 +323,9 @@ def test_examples_are_listed_read_only_and_every_run_is_measured_on_a_button(env
     assert all(value.endswith("%") for value in [*table["clean baseline"], *table["robust NSL"]])
     figures = [json.loads(e.proto.spec) for e in page.get("plotly_chart")]
     scatter = next(f for f in figures if "Clean vs robust" in f["layout"].get("title", {}).get("text", ""))
-    assert [trace["name"] for trace in scatter["data"]] == ["Baseline", "Adversarial (NSL)"] and len(scatter["data"][0]["text"]) == 3
+    assert [trace["name"] for trace in scatter["data"]] == ["Baseline", "NSL model"] and len(scatter["data"][0]["text"]) == 3
     assert all(value.endswith("%") for value in comparison_table(session().run())["robust NSL"])  # another page: measured once for everybody
-    assert any(metric.label.startswith("Adversarial (NSL): robust") for metric in page.metric)
+    assert any(metric.label.startswith("NSL model: robust") for metric in page.metric)
     teacher = unlock_teacher(page, PASSCODE)
     teacher.selectbox(key="runs_choice").set_value("examples/nsl-2of255").run()
     assert teacher.button(key="runs_delete").disabled and not teacher.button(key="runs_show").disabled
