@@ -85,6 +85,17 @@ def test_durations_and_percentages_in_plain_numbers():
     assert percent(0.973) == "97.3%" and percent(0.99996) == ">99.9%" and percent(1.0) == "100.0%"
 
 
+def test_the_caption_says_where_the_models_trained():
+    import os
+    import platform
+
+    here = {"host_cpus": os.cpu_count(), "gpus": [], "platform": platform.platform()}
+    metadata = {"trained_at": "2026-11-26T14:55:00+00:00", "timing": {"total_train_seconds": 360}}
+    assert models_caption({**metadata, "machine": here}, 64, now=NOW)[0].startswith("Models trained 5 minutes ago, 6 min of training on this machine")
+    assert "6 min of training on 16 CPUs ·" in models_caption({**metadata, "machine": {**here, "host_cpus": 16, "platform": "elsewhere"}}, 64, now=NOW)[0]
+    assert "on a GPU" in models_caption({**metadata, "machine": {**here, "gpus": ["/physical_device:GPU:0"]}}, 64, now=NOW)[0]
+
+
 def test_models_caption_is_human_and_keeps_the_details_for_a_tooltip():
     metadata = {"trained_at": "2026-11-25T11:45:07+00:00", "timing": {"total_train_seconds": 171.3}, "config": {"epochs": 30, "adversarial_epochs": 30, "multiplier": 1.0}}
     caption, details = models_caption(metadata, 64, now=NOW)
