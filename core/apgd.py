@@ -27,6 +27,7 @@ plain reference (fixed step ε/4, random restarts alternating CE and DLR) the ro
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -164,9 +165,17 @@ def _steps(
     )
 
 
-# One trace per (logits model, norm, loss); batch and segment lengths vary without retracing.
-_begin_graph = tf.function(_begin, reduce_retracing=True)
-_steps_graph = tf.function(_steps, reduce_retracing=True)
+_GRAPHS: dict[tuple[str, str], tuple] = {}
+
+
+def _graphs(norm: str, loss: str) -> tuple:
+    """Compiled (_begin, _steps) for one norm and loss: one trace per logits model, while batch
+    and segment lengths vary without retracing."""
+    if (norm, loss) not in _GRAPHS:
+        _GRAPHS[norm, loss] = tuple(
+            tf.function(functools.partial(function, norm=norm, loss=loss), reduce_retracing=True) for function in (_begin, _steps)
+        )
+    return _GRAPHS[norm, loss]
 
 
 def _segments(gaps: np.ndarray, longest: int = 25) -> list[tuple[int, int]]:
@@ -191,9 +200,8 @@ def _one_run(logits_fn, clean, labels, targets, start, epsilon, step, momentum, 
     adversarial = np.array(clean)
     alive = np.arange(len(clean))
     epsilon, momentum = tf.constant(epsilon, tf.float32), tf.constant(momentum, tf.float32)
-    state = _begin_graph(
-        logits_fn, tf.constant(clean), tf.constant(labels), tf.constant(targets), start, epsilon, tf.constant(step, tf.float32), norm, loss
-    )
+    begin_graph, steps_graph = _graphs(norm, loss)
+    state = begin_graph(logits_fn, tf.constant(clean), tf.constant(labels), tf.constant(targets), start, epsilon, tf.constant(step, tf.float32))
 
     def harvest(state):
         nonlocal alive
@@ -209,9 +217,9 @@ def _one_run(logits_fn, clean, labels, targets, start, epsilon, step, momentum, 
         state = harvest(state)
         if len(alive) == 0:
             return fooled, adversarial
-        state = _steps_graph(
+        state = steps_graph(
             logits_fn, state, tf.constant(clean[alive]), tf.constant(labels[alive]), tf.constant(targets[alive]), epsilon, momentum,
-            tf.constant(gaps[begin:end]), tf.constant(begin == 0), norm, loss,
+            tf.constant(gaps[begin:end]), tf.constant(begin == 0),
         )
     state = harvest(state)
     adversarial[alive] = state["best"].numpy()  # survivors: the highest-loss point reached

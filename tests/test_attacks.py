@@ -125,6 +125,13 @@ def test_one_l1_step_fills_the_largest_gradients_up_to_the_box_until_the_budget_
     np.testing.assert_allclose(step, [[0.1, -0.5, 0.2, 0.0]], atol=1e-6)
 
 
+def test_one_l1_step_respects_its_trust_region():
+    gradient = tf.constant([[3.0, -2.0, 1.0, 0.5]])
+    images = tf.constant([[0.9, 0.5, 0.2, 0.5]])
+    step = sparse_l1.steepest_l1_step(gradient, images, 0.8, max_change=0.3).numpy()
+    np.testing.assert_allclose(step, [[0.1, -0.3, 0.3, 0.1]], atol=1e-6)
+
+
 @pytest.mark.parametrize("iterations", [1, 10])
 def test_l1_attack_at_the_top_budget_stays_inside_the_ball_and_the_box(tiny_model, tiny_splits, iterations):
     test = tiny_splits["test"]

@@ -83,7 +83,9 @@ def test_both_models_were_fit_on_two_replicas(mirrored_metadata):
 def test_baseline_learns_on_two_replicas(mirrored, mirrored_metadata):
     losses = [epoch["loss"] for epoch in epoch_metrics(mirrored[1], "baseline")]
     assert len(losses) == EPOCHS
-    assert np.mean(losses[-3:]) < 0.5 * losses[0]
+    # The GAP head starts from a lower first-epoch loss than the seed's Flatten head did, so "the loss
+    # falls by a third" is the learning signal; validation accuracy above chance is the other.
+    assert np.mean(losses[-3:]) < 0.67 * losses[0]
     assert mirrored_metadata["selection"]["baseline"]["val_accuracy"] > 1 / 3 + 0.2  # clearly above chance
 
 
@@ -91,7 +93,7 @@ def test_nsl_model_learns_on_two_replicas_with_the_adversarial_term_active(mirro
     epochs = epoch_metrics(mirrored[1], "adversarial")
     assert len(epochs) == EPOCHS
     assert all(epoch["scaled_adversarial_loss"] > 0 for epoch in epochs)
-    assert np.mean([epoch["loss"] for epoch in epochs[-3:]]) < 0.5 * epochs[0]["loss"]
+    assert np.mean([epoch["loss"] for epoch in epochs[-3:]]) < 0.67 * epochs[0]["loss"]
     assert mirrored_metadata["selection"]["adversarial"]["val_accuracy"] > 1 / 3 + 0.2
 
 

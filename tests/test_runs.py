@@ -218,7 +218,7 @@ def clean_probabilities(at: AppTest) -> dict[str, np.ndarray]:
     import base64
 
     bars = [json.loads(e.proto.spec) for e in at.get("plotly_chart")]
-    bars = [f for f in bars if [trace.get("name") for trace in f["data"]] == ["before", "after"]]  # each model's bars before and after the change
+    bars = [f for f in bars if [trace.get("name") for trace in f["data"]] == ["before", "after"]]  # before/after the change
 
     def values(encoded):
         if isinstance(encoded, dict):
