@@ -116,10 +116,9 @@ def main() -> None:
     folder = runs_view.class_folder()  # the run the teacher chose for the class (the shipped pair by default)
     data_dir = resources.data_dir_setting()
     render_main(folder, data_dir, presentation, header)
-    if not presentation:  # teacher controls: never on the projector
+    if not presentation:  # teacher controls: never on the projector; after section 6, in reading order
+        retrain_panel.render(data_dir)
         runs_view.render(data_dir)
-        with st.sidebar:
-            retrain_panel.render(data_dir)
 
 
 main()

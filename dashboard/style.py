@@ -28,8 +28,8 @@ BASE = """
 .bg-verdict .bg-model { font-size: 1.05rem; font-weight: 700; }
 .bg-verdict .bg-aside { font-size: 0.85rem; font-weight: 400; color: #4a5a51; }
 .bg-verdict { padding-bottom: 0.3rem; }
-.bg-verdict .bg-answer { font-size: clamp(1.5rem, 2.6vw, 2.4rem); font-weight: 800; margin: 0.1rem 0; }
-.bg-verdict .bg-pct { font-variant-numeric: tabular-nums; font-weight: 700; }
+.bg-verdict .bg-answer { font-size: clamp(1.4rem, 2.3vw, 2.4rem); font-weight: 800; margin: 0.1rem 0; }
+.bg-verdict .bg-pct { font-variant-numeric: tabular-nums; font-weight: 700; font-size: 0.85em; }
 .bg-verdict .bg-mark { font-size: 1.3rem; font-weight: 800; }
 .bg-verdict.bg-right .bg-mark { color: #1a7f37; }
 .bg-verdict.bg-wrong .bg-mark { color: #c62828; }

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import html
+import os
 import platform
 from typing import Any, Sequence
 
@@ -107,6 +108,19 @@ def duration_words(seconds: float) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
 
 
+def where_trained(machine: Any) -> str:
+    """" on this machine" when the run's machine summary (``core.train.machine_summary``) matches
+    this one, else " on a GPU" or " on 8 CPUs"; "" when unknown."""
+    if not isinstance(machine, dict) or not machine:
+        return ""
+    here = {"host_cpus": os.cpu_count(), "platform": platform.platform()}
+    if all(machine.get(key) == value for key, value in here.items()) and not machine.get("gpus"):
+        return " on this machine"
+    if machine.get("gpus"):
+        return " on a GPU"
+    return f" on {machine['host_cpus']} CPUs" if machine.get("host_cpus") else ""
+
+
 def models_caption(metadata: dict[str, Any], image_size: int, now: dt.datetime | None = None) -> tuple[str, str]:
     """("Models trained yesterday, 3 min on this machine · 64 px photos", technical details for a
     tooltip). Any metadata field may be missing."""
@@ -122,9 +136,7 @@ def models_caption(metadata: dict[str, Any], image_size: int, now: dt.datetime |
     caption = f"Models trained {when}"
     seconds = (metadata.get("timing") or {}).get("total_train_seconds")
     if seconds:
-        host = (metadata.get("machine") or {}).get("hostname") if isinstance(metadata.get("machine"), dict) else None
-        where = " on this machine" if host and host == platform.node() else ""
-        caption += f", {duration_words(float(seconds))} of training{where}"
+        caption += f", {duration_words(float(seconds))} of training{where_trained(metadata.get('machine'))}"
     caption += f" · they see {image_size} px photos"
     config = metadata.get("config") or {}
     details = [f"Trained at: {stamp or 'unknown'}"]

@@ -85,6 +85,17 @@ def test_durations_and_percentages_in_plain_numbers():
     assert percent(0.973) == "97.3%" and percent(0.99996) == ">99.9%" and percent(1.0) == "100.0%"
 
 
+def test_the_caption_says_where_the_models_trained():
+    import os
+    import platform
+
+    here = {"host_cpus": os.cpu_count(), "gpus": [], "platform": platform.platform()}
+    metadata = {"trained_at": "2026-11-26T14:55:00+00:00", "timing": {"total_train_seconds": 360}}
+    assert models_caption({**metadata, "machine": here}, 64, now=NOW)[0].startswith("Models trained 5 minutes ago, 6 min of training on this machine")
+    assert "6 min of training on 16 CPUs ·" in models_caption({**metadata, "machine": {**here, "host_cpus": 16, "platform": "elsewhere"}}, 64, now=NOW)[0]
+    assert "on a GPU" in models_caption({**metadata, "machine": {**here, "gpus": ["/physical_device:GPU:0"]}}, 64, now=NOW)[0]
+
+
 def test_models_caption_is_human_and_keeps_the_details_for_a_tooltip():
     metadata = {"trained_at": "2026-11-25T11:45:07+00:00", "timing": {"total_train_seconds": 171.3}, "config": {"epochs": 30, "adversarial_epochs": 30, "multiplier": 1.0}}
     caption, details = models_caption(metadata, 64, now=NOW)
@@ -141,21 +152,31 @@ def test_the_warm_up_plan_reaches_every_attack_the_controls_offer():
     assert plan[0] == AttackSettings(epsilon=plan[0].epsilon, source="self")  # the default attack first
 
 
+def _graphs():
+    """Every tf.function the dashboard's controls run (L1 has its own sparse attack graph)."""
+    from core import attacks, explain, sparse_l1
+
+    return [attacks._perturb_graph, sparse_l1._sparse_l1_graph, explain._grad_cam_graph, explain._smooth_grad_graph]
+
+
 def test_after_the_warm_up_no_reachable_setting_traces_a_new_graph(checkpoints_dir):
-    from core import attacks, checkpoints, explain
+    from core import checkpoints
+    from dashboard.analysis import explain_interaction
 
     pair = checkpoints.load_pair(checkpoints_dir)  # two different models: one graph each
     plan = warm_up_plan((3,), 3)
     warm_up(pair, 32, plan)
-    traces = attacks._perturb_graph.experimental_get_tracing_count(), explain._grad_cam_graph.experimental_get_tracing_count()
+    traces = [graph.experimental_get_tracing_count() for graph in _graphs()]
     rng = np.random.default_rng(0)
     image = rng.uniform(size=(32, 32, 3)).astype(np.float32)
     for settings in plan:
         if settings.kind == "attack":
             for source in ("baseline", "adversarial", "self"):
                 epsilon = float(rng.uniform(0.01, 1.0)) * settings.epsilon * 4
-                run_interaction(pair, image, int(rng.integers(3)), AttackSettings(norm=settings.norm, epsilon=epsilon, iterations=settings.iterations, source=source))
-    assert (attacks._perturb_graph.experimental_get_tracing_count(), explain._grad_cam_graph.experimental_get_tracing_count()) == traces
+                result = run_interaction(pair, image, int(rng.integers(3)), AttackSettings(norm=settings.norm, epsilon=epsilon, iterations=settings.iterations, source=source))
+                for method in ("grad_cam", "smooth_grad"):
+                    explain_interaction(pair, result, method)
+    assert [graph.experimental_get_tracing_count() for graph in _graphs()] == traces
 
 
 # --- the page -------------------------------------------------------------------------------------
