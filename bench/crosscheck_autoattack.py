@@ -42,7 +42,7 @@ import core  # noqa: E402,F401  (TF_USE_LEGACY_KERAS before TensorFlow, hence be
 from core import apgd, checkpoints, data  # noqa: E402
 from core.compat import tf  # noqa: E402
 from core.attacks import budget_label  # noqa: E402
-from core.evaluate import AUTOATTACK_BUDGETS  # noqa: E402
+from core.evaluate import AUTOATTACK_BUDGETS, autoattack_row_id  # noqa: E402
 from core.logits import logits_model  # noqa: E402
 
 
@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--art-restarts", type=int, default=1, help="random starts per ART APGD (ART's default: 5)")
     parser.add_argument("--square-queries", type=int, default=1000, help="Square's queries (AutoAttack's: 5000)")
     parser.add_argument("--skip-art", action="store_true")
+    parser.add_argument("--budgets", nargs="*", help="only these rows, e.g. autoattack_linf_8 autoattack_l2_1")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "crosscheck_autoattack.json"))
     args = parser.parse_args(argv)
 
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     images, labels = test.images[: args.limit], test.labels[: args.limit]
     rows, timings = [], {"ours": 0.0, "art": 0.0, "pgd50x5": 0.0}
     started = time.perf_counter()
-    for norm, epsilon in AUTOATTACK_BUDGETS:
+    budgets = [(n, e) for n, e in AUTOATTACK_BUDGETS if not args.budgets or autoattack_row_id(n, e) in args.budgets]
+    for norm, epsilon in budgets:
         for name, model in models.items():
             result = {"norm": norm, "epsilon": epsilon, "budget": budget_label(norm, epsilon), "model": name}
             tic = time.perf_counter()

@@ -292,16 +292,23 @@ def apgd_robust(
     ensemble: Ensemble = Ensemble(),
     seed: int = 0,
     batch_size: int = 128,
+    candidates: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """AutoAttack-grade robustness: (robust per example, adversarial images), worst case over
     ``ensemble.losses`` × ``ensemble.restarts`` APGD runs of ``ensemble.iterations`` steps.
 
     Fooled examples get the first misclassified iterate found; robust ones the highest-loss point
     of the last run; examples misclassified before any attack their clean image.
+    ``candidates`` (bool per example) limits the attack to those examples and counts the others as
+    not robust: pass the survivors of a smaller budget of the same norm, since an example fooled
+    within a smaller ball is fooled within every larger one (those get their clean image back).
     """
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.int64)
     robust = _correct(model, images, labels)
+    if candidates is not None:
+        robust &= np.asarray(candidates, bool)
+    attacked = robust.copy()
     adversarial = images.copy()
     generator = tf.random.Generator.from_seed(seed)
     gaps = _gaps(ensemble.iterations)
@@ -310,7 +317,7 @@ def apgd_robust(
             model, images, labels, robust, norm, epsilon, loss, ensemble.restarts,
             2.0 * epsilon, MOMENTUM, gaps, generator, adversarial, batch_size,
         )
-    return _confirmed(model, images, labels, robust, adversarial)
+    return _confirmed(model, images, labels, robust, adversarial, attacked)
 
 
 def pgd_robust(
@@ -336,6 +343,7 @@ def pgd_robust(
     images = np.asarray(images, np.float32)
     labels = np.asarray(labels, np.int64)
     robust = _correct(model, images, labels)
+    attacked = robust.copy()
     adversarial = images.copy()
     generator = tf.random.Generator.from_seed(seed)
     for restart in range(restarts):
@@ -343,12 +351,12 @@ def pgd_robust(
             model, images, labels, robust, norm, epsilon, losses[restart % len(losses)], 1, step_fraction * epsilon,
             1.0, np.zeros(iterations, np.float32), generator, adversarial, batch_size,
         )
-    return _confirmed(model, images, labels, robust, adversarial)
+    return _confirmed(model, images, labels, robust, adversarial, attacked)
 
 
-def _confirmed(model, images, labels, robust, adversarial) -> tuple[np.ndarray, np.ndarray]:
-    """Re-read the fooled examples with the model itself (its softmax output, not the logits view)."""
-    fooled = np.flatnonzero(~robust & _correct(model, images, labels))
+def _confirmed(model, images, labels, robust, adversarial, attacked) -> tuple[np.ndarray, np.ndarray]:
+    """Re-read the examples the attacks fooled with the model itself (its softmax output, not the logits view)."""
+    fooled = np.flatnonzero(attacked & ~robust)
     if len(fooled):
         robust[fooled[_correct(model, adversarial[fooled], labels[fooled])]] = True
     return robust, adversarial

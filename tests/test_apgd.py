@@ -68,3 +68,11 @@ def test_apgd_is_at_least_as_strong_as_pgd10_on_the_shipped_baseline(shipped_bas
     pgd50 = apgd.pgd_robust(model, images, labels, norm, epsilon)[0].mean()
     assert robust.mean() <= min(pgd10, pgd50)
     assert robust.mean() < accuracy(model, images, labels)
+
+
+def test_examples_left_out_of_the_candidates_count_as_fooled_and_are_not_attacked(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    candidates = np.arange(len(test.labels)) % 2 == 0
+    robust, adversarial = apgd.apgd_robust(tiny_model, test.images, test.labels, "infinity", 8 / 255, QUICK, candidates=candidates)
+    assert not robust[~candidates].any()
+    np.testing.assert_array_equal(adversarial[~candidates], test.images[~candidates])
