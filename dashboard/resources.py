@@ -45,6 +45,7 @@ from dashboard.uploads import UploadResult, decode_upload
 LOGGER = logging.getLogger("beanguard.warm_up")
 WARM_UP_NICENESS = 5  # the background tracing yields the CPU to pages that are drawing
 WARM_UP_SWITCH_INTERVAL_S = 0.0005  # Python's default is 0.005
+WARM_UP_DELAY_S = 3.0  # after the first page's script run, before tracing starts
 
 
 def command_line_data_dir(argv: list[str] | None = None) -> str | None:
@@ -227,6 +228,8 @@ def _stop_warm_ups() -> None:
 
 
 def _trace_everything(pair: checkpoints.ModelPair, plan: Sequence[AttackSettings], status: WarmUp) -> None:
+    if status.stop.wait(WARM_UP_DELAY_S):  # let the first page's browser finish drawing before tracing starts
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_UP_NICENESS)  # this thread only (Linux)
     except (AttributeError, OSError):
