@@ -9,10 +9,12 @@
 (d) first use of PGD, of L2, of L1 and of each attack source <= 1.5x its later uses (30 uses of
     each kind by default; every use on a photo not seen before, so every use computes).
 
-    BEANS_DATA_DIR=../shared/beans python bench/bench_dashboard.py [--before REF] [--moves 30] [--uses 30]
+    BEANS_DATA_DIR=../shared/beans python bench/bench_dashboard.py [--before f8a13b3] [--moves 30] [--uses 30]
 
-``--before main`` also measures (b)–(d) on the code of that git ref (``git archive`` into a temporary
-folder, never touching a checkout), in the same run, and prints both columns side by side. On the
+``--before REF`` also measures (b)–(d) on the code of that git ref (``git archive`` into a temporary
+folder, never touching a checkout) with the same models, in the same run, interleaved (a cold start,
+a move or a use on each page in turn, so a change in the machine's load falls on both alike), and
+prints both columns side by side. On the
 older page a verdict counts as drawn when both probability charts have changed, as that page's own
 benchmark measured it (when a new attacker leaves one model's input as it was: the other chart
 and the end of the rerun); on this one, when both verdict cards name the new settings. Between two
@@ -146,27 +148,26 @@ class Page:
         self.page.wait_for_timeout(250)
 
 
-def _timed(view: Page, action) -> float:
-    return view.timed(action)
+class Slider:
+    """The L∞ budget slider of one page, walked from 0 to the top and back, one step per move."""
 
+    def __init__(self, view: Page):
+        self.view = view
+        self.input = view.page.locator(".st-key-epsilon_infinity input[type=range]")
+        self.top = int(float(self.input.get_attribute("max")))
+        self.input.focus()
+        view.page.keyboard.press("Home")
+        view.settle()
+        self.value, self.direction = 0, 1
 
-def _slider_moves(view: Page, moves: int) -> list[float]:
-    """(c): arrow keys on the L∞ budget slider, from 0 up to the top and back, each until both
-    verdicts are redrawn."""
-    slider = view.page.locator(".st-key-epsilon_infinity input[type=range]")
-    top = int(float(slider.get_attribute("max")))
-    slider.focus()
-    view.page.keyboard.press("Home")
-    view.settle()
-    timings, value, direction = [], 0, 1
-    for _ in range(moves):
-        if not 0 <= value + direction <= top:
-            direction = -direction
-        value += direction
-        slider.focus()
-        key = "ArrowRight" if direction > 0 else "ArrowLeft"
-        timings.append(_timed(view, lambda key=key: view.page.keyboard.press(key)))
-    return timings
+    def move(self) -> float:
+        """(c): one arrow key, until both verdicts are redrawn."""
+        if not 0 <= self.value + self.direction <= self.top:
+            self.direction = -self.direction
+        self.value += self.direction
+        key = "ArrowRight" if self.direction > 0 else "ArrowLeft"
+        self.input.focus()
+        return self.view.timed(lambda: self.view.page.keyboard.press(key))
 
 
 def _click_option(view: Page, key: str, position: int) -> None:
@@ -182,22 +183,13 @@ def _next_photo(view: Page) -> None:
     view.settle()
 
 
-def _first_uses(view: Page, uses: int) -> dict[str, dict]:
-    """(d): for each control, its first use and ``uses - 1`` later ones, each on a new photo."""
-    results = {}
-    for name, (key, position) in FIRST_USES.items():
-        timings = []
-        for _ in range(uses):
-            _next_photo(view)
-            timings.append(_timed(view, lambda: _click_option(view, key, position)))
-            _click_option(view, key, 0)  # back to the default (not measured)
-            view.settle()
-        later = float(np.median(timings[1:])) if len(timings) > 1 else float("nan")
-        results[name] = {
-            "first_ms": round(timings[0]), "later_median_ms": round(later), "ratio": round(timings[0] / later, 2) if later else None,
-            "uses_ms": [round(ms) for ms in timings],
-        }  # fmt: skip
-    return results
+def _use(view: Page, key: str, position: int) -> float:
+    """(d): one use of a control on a photo not seen before; then back to the default."""
+    _next_photo(view)
+    elapsed = view.timed(lambda: _click_option(view, key, position))
+    _click_option(view, key, 0)  # back to the default (not measured)
+    view.settle()
+    return elapsed
 
 
 def _warm_up_seconds(log: Path, since: float, timeout: float) -> float | None:
@@ -210,48 +202,89 @@ def _warm_up_seconds(log: Path, since: float, timeout: float) -> float | None:
     return None
 
 
-def bench_page(root: Path, new: bool, directory: Path, data_dir: Path | None, moves: int, uses: int, render_runs: int, scratch: Path) -> dict:
-    """(b)–(d) on the app in ``root``."""
-    from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS, free_port, open_when_ready, start_server, stop_server
+class Site:
+    """One version of the page: its server and one browser page on it."""
+
+    def __init__(self, label: str, root: Path, new: bool, env: dict[str, str], scratch: Path):
+        self.label, self.root, self.new, self.env, self.scratch = label, root, new, env, scratch
+        self.server = self.view = None
+        self.figures: dict = {"code": str(root), "first_verdicts_s": []}
+
+    def cold_start(self, browser, run: int) -> None:
+        """(b): ``streamlit run`` until both verdicts are on screen; the server and page stay up."""
+        from dashboard_helpers import free_port, open_when_ready, start_server
+
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        self.view = Page(page, self.new)
+        self.log = self.scratch / f"server_{self.label}_{run}.log"
+        port = free_port()
+        self.started = time.perf_counter()
+        self.server = start_server(port, self.env, self.log, root=self.root)
+        open_when_ready(page, f"http://127.0.0.1:{port}", self.server, timeout=180)
+        while not self.view.verdicts_shown():
+            if time.perf_counter() - self.started > 180:
+                raise TimeoutError(f"{self.label}: no verdicts after 180 s")
+            page.wait_for_timeout(10)
+        self.figures["first_verdicts_s"].append(round(time.perf_counter() - self.started, 2))
+
+    def stop(self) -> None:
+        from dashboard_helpers import stop_server
+
+        if self.server is not None:
+            stop_server(self.server)
+            self.view.page.close()
+            self.server = self.view = None
+
+
+def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int) -> None:
+    """(b)–(d) for every site, interleaved (one cold start, move or use on each page in turn), so
+    that a change in the machine's load falls on both pages alike."""
+    from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
 
-    env = {"BEANGUARD_CHECKPOINT_DIR": str(directory), "BEANS_DATA_DIR": str(data_dir or ""), "BEANGUARD_TEACHER_PASSCODE": ""}
-    figures: dict = {"code": str(root), "first_verdicts_s": []}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             for run in range(render_runs):
-                page = browser.new_page(viewport={"width": 1280, "height": 720})
-                view = Page(page, new)
-                port, log = free_port(), scratch / f"server_{'new' if new else 'old'}_{run}.log"
-                started = time.perf_counter()
-                server = start_server(port, env, log, root=root)
-                try:
-                    open_when_ready(page, f"http://127.0.0.1:{port}", server, timeout=180)
-                    while not view.verdicts_shown():
-                        if time.perf_counter() - started > 180:
-                            raise TimeoutError("no verdicts after 180 s")
-                        page.wait_for_timeout(10)
-                    figures["first_verdicts_s"].append(round(time.perf_counter() - started, 2))
+                for site in sites:
+                    site.cold_start(browser, run)
                     if run < render_runs - 1:
-                        continue
-                    if new:
-                        warm = _warm_up_seconds(log, started, WARM_UP_TIMEOUT_S)
-                        figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
-                    view.settle()
-                    slider = _slider_moves(view, moves)
-                    figures["slider_ms"] = [round(ms) for ms in slider]
-                    figures["slider_p50_ms"] = round(float(np.percentile(slider, 50)))
-                    figures["slider_p95_ms"] = round(float(np.percentile(slider, 95)))
-                    figures["first_use"] = _first_uses(view, uses)
-                    if page.locator('[data-testid="stException"]').count():
-                        raise RuntimeError("the page shows an exception")
-                finally:
-                    stop_server(server)
-                    page.close()
+                        site.stop()
+            for site in sites:
+                if site.new:
+                    warm = _warm_up_seconds(site.log, site.started, WARM_UP_TIMEOUT_S)
+                    site.figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
+                site.view.settle()
+            sliders = [Slider(site.view) for site in sites]
+            timings: dict[str, list[float]] = {site.label: [] for site in sites}
+            for _ in range(moves):
+                for site, slider in zip(sites, sliders):
+                    timings[site.label].append(slider.move())
+            for site in sites:
+                slider_ms = timings[site.label]
+                site.figures["slider_ms"] = [round(ms) for ms in slider_ms]
+                site.figures["slider_p50_ms"] = round(float(np.percentile(slider_ms, 50)))
+                site.figures["slider_p95_ms"] = round(float(np.percentile(slider_ms, 95)))
+                site.figures["first_use"] = {}
+            for name, (key, position) in FIRST_USES.items():
+                used: dict[str, list[float]] = {site.label: [] for site in sites}
+                for _ in range(uses):
+                    for site in sites:
+                        used[site.label].append(_use(site.view, key, position))
+                for site in sites:
+                    series = used[site.label]
+                    later = float(np.median(series[1:])) if len(series) > 1 else float("nan")
+                    site.figures["first_use"][name] = {
+                        "first_ms": round(series[0]), "later_median_ms": round(later), "ratio": round(series[0] / later, 2) if later else None,
+                        "uses_ms": [round(ms) for ms in series],
+                    }  # fmt: skip
+            for site in sites:
+                if site.view.page.locator('[data-testid="stException"]').count():
+                    raise RuntimeError(f"{site.label}: the page shows an exception")
         finally:
+            for site in sites:
+                site.stop()
             browser.close()
-    return figures
 
 
 def _checkout(ref: str, into: Path) -> Path:
@@ -315,14 +348,19 @@ def main(argv: list[str] | None = None) -> int:
     if not CHROMIUM.exists():
         print(f"{CHROMIUM} is missing: browser measurements skipped", file=sys.stderr)
     else:
+        env = {"BEANGUARD_CHECKPOINT_DIR": str(args.checkpoint_dir), "BEANS_DATA_DIR": str(args.data_dir or ""), "BEANGUARD_TEACHER_PASSCODE": ""}
         with tempfile.TemporaryDirectory(prefix="beanguard-bench-") as scratch:
             scratch_path = Path(scratch)
+            sites = []
             if args.before:
-                old = _checkout(args.before, scratch_path / "before")
-                results["before"] = bench_page(old, False, args.checkpoint_dir, args.data_dir, args.moves, args.uses, args.render_runs, scratch_path)
-                results["before"]["ref"] = args.before
+                sites.append(Site("before", _checkout(args.before, scratch_path / "before"), False, env, scratch_path))
             if not args.skip_after:
-                results["after"] = bench_page(REPO, True, args.checkpoint_dir, args.data_dir, args.moves, args.uses, args.render_runs, scratch_path)
+                sites.append(Site("after", REPO, True, env, scratch_path))
+            bench_pages(sites, args.moves, args.uses, args.render_runs)
+            for site in sites:
+                results[site.label] = site.figures
+            if args.before:
+                results["before"]["ref"] = args.before
     results["load_average_1min_end"] = round(os.getloadavg()[0], 2)
     print_table(results)
     print(f"({results['cpu_count']} CPUs, load average {results['load_average_1min_start']} at the start, {results['load_average_1min_end']} at the end)")

@@ -83,9 +83,12 @@ def render_main(folder: Path, data_dir: Path | None, presentation: bool, header:
     def good_examples():
         return resources.good_examples(pair, split, data_key, attack_controls.settings_from_state(st.session_state))
 
+    def opening_example():
+        return resources.opening_example(pair, split, data_key, attack_controls.settings_from_state(st.session_state))
+
     with st.sidebar:
         resolve_pending_image(split)
-        sample = pick_image(split, class_names, size, data_key, good_examples, lambda: page_state.reset(st.session_state))
+        sample = pick_image(split, class_names, size, data_key, good_examples, lambda: page_state.reset(st.session_state), opening_example)
     if sample is None:
         st.info("Pick a test photo or upload one in the sidebar to start.")
         return size

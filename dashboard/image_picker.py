@@ -100,13 +100,27 @@ def _show_random_image(split: Split, current: int | None) -> None:
 
 
 def pick_image(
-    split: Split, class_names: Sequence[str], size: int, data_key: str, good_examples: Callable[[], GoodExamples], reset: Callable[[], None]
+    split: Split,
+    class_names: Sequence[str],
+    size: int,
+    data_key: str,
+    good_examples: Callable[[], GoodExamples],
+    reset: Callable[[], None],
+    opening_example: Callable[[], int | None] = lambda: None,
 ) -> Sample | None:
-    """Section 1: a test photo by class and number, or an uploaded photo (None until one is usable)."""
+    """Section 1: a test photo by class and number, or an uploaded photo (None until one is usable).
+
+    A fresh page opens on ``opening_example()`` (a good example found cheaply, see
+    ``core.examples.first_good_example``), else on the best of ``good_examples()``."""
     st.header("1 · Pick a leaf photo")
-    if not st.session_state.get(STARTED_KEY):  # a fresh page (or a reset): open on the best example
+    if not st.session_state.get(STARTED_KEY):  # a fresh page (or a reset): open on a good example
         st.session_state[STARTED_KEY] = True
-        _choose_good_example(split, good_examples, None)
+        index = opening_example()
+        if index is None:
+            _choose_good_example(split, good_examples, None)
+        else:
+            select_test_image(st.session_state, split, index)
+            st.session_state[NOTE_KEY] = f"A good example: {', '.join(CONDITIONS)}."
     elif WANTED_KEY in st.session_state:
         wanted = st.session_state.pop(WANTED_KEY)
         _choose_good_example(split, good_examples, None if wanted < 0 else wanted)

@@ -35,7 +35,7 @@ import streamlit as st
 from core import checkpoints, ood
 from core.data import Split, load_split, resolve_data_dir
 
-from core.examples import GoodExamples
+from core.examples import GoodExamples, first_good_example
 
 from dashboard.attack_controls import BUDGET_DEFAULTS
 from dashboard.analysis import AttackSettings, Explanation, Interaction, explain_interaction, run_interaction, warm_up, warm_up_plan
@@ -45,6 +45,7 @@ from dashboard.uploads import UploadResult, decode_upload
 LOGGER = logging.getLogger("beanguard.warm_up")
 WARM_UP_NICENESS = 5  # the background tracing yields the CPU to pages that are drawing
 WARM_UP_SWITCH_INTERVAL_S = 0.0005  # Python's default is 0.005
+WARM_UP_DELAY_S = 3.0  # after the first page's script run, before tracing starts
 
 
 def command_line_data_dir(argv: list[str] | None = None) -> str | None:
@@ -165,13 +166,31 @@ def split_results_for(
     return results
 
 
+def _example_settings(settings: AttackSettings) -> AttackSettings:
+    """An example must be fooled by *some* change: at budget 0, look at the norm's default budget."""
+    if settings.kind == "attack" and settings.epsilon == 0:
+        return dataclasses.replace(settings, epsilon=BUDGET_DEFAULTS[settings.norm])
+    return settings
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def _opening_example(version: str, data_key: str, settings: AttackSettings, _pair: checkpoints.ModelPair, _split: Split) -> int | None:
+    if settings.kind != "attack":
+        return None
+    return first_good_example(_pair.baseline, _pair.adversarial, _split.images, _split.labels, settings.threat, settings.source)
+
+
+def opening_example(pair: checkpoints.ModelPair, split: Split, data_key: str, settings: AttackSettings) -> int | None:
+    """The photo a fresh page opens on: a good example found without attacking the whole split
+    (``core.examples.first_good_example``), so the first verdicts are not kept waiting; shared by
+    every session."""
+    return _opening_example(pair.version, data_key, _example_settings(settings), pair, split)
+
+
 def good_examples(pair: checkpoints.ModelPair, split: Split, data_key: str, settings: AttackSettings) -> GoodExamples:
     """Test photos that tell the story at ``settings``, from the current models (computed once per
     model pair, data and settings, then shared by every session)."""
-    if settings.kind == "attack" and settings.epsilon == 0:
-        # an example must be fooled by *some* change: at budget 0, look at the norm's default budget
-        settings = dataclasses.replace(settings, epsilon=BUDGET_DEFAULTS[settings.norm])
-    return split_results_for(pair, split, data_key, settings).good_examples()
+    return split_results_for(pair, split, data_key, _example_settings(settings)).good_examples()
 
 
 WARM_UP_ENV = "BEANGUARD_WARM_UP"  # "0": no background tracing (the dashboard tests, to spare the CPU)
@@ -209,6 +228,8 @@ def _stop_warm_ups() -> None:
 
 
 def _trace_everything(pair: checkpoints.ModelPair, plan: Sequence[AttackSettings], status: WarmUp) -> None:
+    if status.stop.wait(WARM_UP_DELAY_S):  # let the first page's browser finish drawing before tracing starts
+        return
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WARM_UP_NICENESS)  # this thread only (Linux)
     except (AttributeError, OSError):

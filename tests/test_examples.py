@@ -94,3 +94,18 @@ def test_shipped_pair_has_good_examples_that_really_fit(real_beans):
         assert examples.predict(pair.baseline, changed)[0].argmax() != label[0]
         assert examples.predict(pair.adversarial, image)[0].argmax() == label[0]
         assert examples.predict(pair.adversarial, changed)[0].argmax() == label[0]
+
+
+def test_the_cheap_first_example_is_a_real_good_example(real_beans):
+    pair = checkpoints.load_pair()
+    test = data.load_split("test", int(pair.baseline.input_shape[1]), real_beans)
+    threat = Attack("infinity", 8 / 255, 1)
+    index = examples.first_good_example(pair.baseline, pair.adversarial, test.images, test.labels, threat)
+    assert index is not None
+    full = examples.find_good_examples(pair.baseline, pair.adversarial, test.images, test.labels, threat)
+    assert index in full.indices  # the same four conditions, checked on the whole split
+
+
+def test_the_cheap_first_example_gives_up_when_no_photo_fits(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    assert examples.first_good_example(tiny_model, tiny_model, test.images, test.labels, Attack("infinity", 16 / 255, 1)) is None
