@@ -42,8 +42,10 @@ CURVE_EPSILONS: dict[str, tuple[float, ...]] = {
     "l1": (0.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0),
 }
 CURVE_ITERATIONS = 10
-# The headline budgets, evaluated with the APGD ensemble; ascending within a norm, because an example
-# fooled at one budget is fooled at every larger one and is not attacked again.
+# The headline budgets, evaluated with the APGD ensemble, each on its own as AutoAttack reports
+# them (so the rows compare with a peer AutoAttack). Counting a photo fooled at 4/255 as fooled at
+# 8/255 too would be a tighter bound (``apgd_robust(candidates=...)``; 38.3% instead of 39.8% for
+# the shipped NSL model at 8/255), but not the protocol peers publish.
 AUTOATTACK_BUDGETS: tuple[tuple[str, float], ...] = (
     ("infinity", 2.0 / 255),
     ("infinity", 4.0 / 255),
@@ -114,17 +116,12 @@ def evaluate_pair(
     add_row("clean", "Clean accuracy", "none", {k: accuracy(m, images, labels) for k, m in models.items()})
     tick("clean")
     ensemble_name = " + ".join(apgd.ATTACK_NAMES[loss] for loss in ensemble.losses)
-    survivors: dict[tuple[str, str], np.ndarray] = {}  # (model, norm) -> robust at the last smaller budget
     for norm, epsilon in AUTOATTACK_BUDGETS:
-        for name, model in models.items():
-            survivors[name, norm] = apgd.apgd_robust(
-                model, images, labels, norm, epsilon, ensemble, seed, candidates=survivors.get((name, norm))
-            )[0]
         add_row(
             autoattack_row_id(norm, epsilon),
             f"AutoAttack-grade ({ensemble_name}) {norm_symbol(norm)} eps {budget_label(norm, epsilon)}",
             f"white-box on logits, worst case per example over the attacks ({ensemble.iterations} steps each)",
-            {name: float(survivors[name, norm].mean()) for name in models},
+            {k: float(apgd.apgd_robust(m, images, labels, norm, epsilon, ensemble, seed)[0].mean()) for k, m in models.items()},
         )
         tick(f"AutoAttack-grade {norm_symbol(norm)} {budget_label(norm, epsilon)}")
     fgsm = Attack("infinity", HEADLINE_EPSILON, 1)
