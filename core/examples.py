@@ -80,6 +80,15 @@ def predict(model: tf.keras.Model, images: np.ndarray, batch_size: int = 256) ->
     return np.concatenate([model(images[start : start + batch_size], training=False).numpy() for start in range(0, len(images), batch_size)])
 
 
+def _seen_by_each_model(models: dict[str, tf.keras.Model], images: np.ndarray, labels: np.ndarray, threat: Attack, attacker: str) -> dict[str, np.ndarray]:
+    """The attacked images each model is shown: made through ``attacker``'s gradients (``"self"``:
+    each model its own), each attack computed once."""
+    if attacker not in ATTACKERS:
+        raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}.")
+    made = {name: attack(images, labels, model, threat) for name, model in models.items() if attacker in (name, "self")}
+    return {name: made[name if attacker == "self" else attacker] for name in models}
+
+
 def find_good_examples(
     baseline: tf.keras.Model,
     adversarial: tf.keras.Model,
@@ -91,11 +100,8 @@ def find_good_examples(
 ) -> GoodExamples:
     """Attack ``images`` with ``threat`` through ``attacker``'s gradients (``"self"``: each model its
     own) and rank them with :func:`rank_good_examples`."""
-    if attacker not in ATTACKERS:
-        raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}.")
     models = {"baseline": baseline, "adversarial": adversarial}
-    made = {name: attack(images, labels, model, threat) for name, model in models.items() if attacker in (name, "self")}
-    seen = {name: made[name if attacker == "self" else attacker] for name in models}
+    seen = _seen_by_each_model(models, images, labels, threat, attacker)
     outcomes = {name: Outcomes(predict(model, images), predict(model, seen[name])) for name, model in models.items()}
     return rank_good_examples(labels, outcomes["baseline"], outcomes["adversarial"], min_confidence)
 
@@ -114,7 +120,7 @@ def first_good_example(
     models say on the clean photos alone, then attack the likeliest ones *one at a time* (the
     single-photo graph the page needs anyway) until one is fooled and held. None if none of the
     first ``tries`` is. :func:`find_good_examples` ranks them all, at the cost of attacking the split."""
-    if attacker not in ATTACKERS:
+    if attacker not in ATTACKERS:  # before the clean pass, not after it
         raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}.")
     labels = np.asarray(labels, np.int64)
     models = {"baseline": baseline, "adversarial": adversarial}
@@ -125,8 +131,7 @@ def first_good_example(
     candidates = candidates[np.argsort(-(clean["baseline"][candidates, labels[candidates]] * clean["adversarial"][candidates, labels[candidates]]), kind="stable")]
     for index in candidates[:tries]:
         photo, label = images[index : index + 1], labels[index : index + 1]
-        made = {name: attack(photo, label, model, threat) for name, model in models.items() if attacker in (name, "self")}
-        seen = {name: made[name if attacker == "self" else attacker] for name in models}
+        seen = _seen_by_each_model(models, photo, label, threat, attacker)
         if predict(baseline, seen["baseline"])[0].argmax() != label[0] and predict(adversarial, seen["adversarial"])[0].argmax() == label[0]:
             return int(index)
     return None
