@@ -151,9 +151,15 @@ def _own_prediction(model, image: np.ndarray) -> int:
     return int(np.argmax(probabilities[0]))
 
 
+def _read_only(array: np.ndarray) -> np.ndarray:
+    """Results are shared by every session (one cached object, not a copy each): nobody may write."""
+    array.setflags(write=False)
+    return array
+
+
 def _perturbation(original: np.ndarray, perturbed: np.ndarray, made_by: str | None) -> Perturbation:
     delta = (perturbed - original)[None]
-    return Perturbation(perturbed, delta[0], {norm: float(perturbation_norm(delta, norm)[0]) for norm in NORMS}, made_by)
+    return Perturbation(_read_only(perturbed), _read_only(delta[0]), {norm: float(perturbation_norm(delta, norm)[0]) for norm in NORMS}, made_by)
 
 
 def run_interaction(pair: ModelPair, image: np.ndarray, true_label: int | None, settings: AttackSettings) -> Interaction:
@@ -162,7 +168,7 @@ def run_interaction(pair: ModelPair, image: np.ndarray, true_label: int | None, 
     Without a true label (an uploaded photo) each attack pushes away from its attacker's own clean
     prediction, which is what "make the model change its mind" means.
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = _read_only(np.array(image, dtype=np.float32))  # a copy: the caller's array stays writable
     perturbations: dict[str, Perturbation] = {}
     pushed_away_from: dict[str, int | None] = {}
     if settings.kind == "corruption":
@@ -185,10 +191,10 @@ def run_interaction(pair: ModelPair, image: np.ndarray, true_label: int | None, 
         probabilities, maps = predict_with_activations(pair[name], np.stack([image, perturbations[name].image]))
         outcomes[name] = ModelOutcome(
             name=name,
-            clean_probabilities=probabilities[0],
-            perturbed_probabilities=probabilities[1],
-            clean_maps={layer: values[0] for layer, values in maps.items()},
-            perturbed_maps={layer: values[1] for layer, values in maps.items()},
+            clean_probabilities=_read_only(probabilities[0]),
+            perturbed_probabilities=_read_only(probabilities[1]),
+            clean_maps={layer: _read_only(values[0]) for layer, values in maps.items()},
+            perturbed_maps={layer: _read_only(values[1]) for layer, values in maps.items()},
             pushed_away_from=pushed_away_from[name],
         )
     return Interaction(image, true_label, settings, perturbations, outcomes)
@@ -212,7 +218,7 @@ def explain_interaction(pair: ModelPair, result: Interaction, method: str = "gra
         outcome = result.outcomes[name]
         classes = [outcome.clean_prediction, outcome.perturbed_prediction]
         maps = explain(pair[name], np.stack([result.image, result.perturbations[name].image]), classes, method)
-        explained[name] = Explanation(maps[0], maps[1], *classes)
+        explained[name] = Explanation(_read_only(maps[0]), _read_only(maps[1]), *classes)
     return explained
 
 

@@ -6,9 +6,12 @@
   While a save is in progress ``load_pair`` raises ``CheckpointMismatch`` (the files are checked
   against the digests in metadata.json, which is written last) and a session keeps its pair.
 - Test split and uploads: ``st.cache_data`` (plain arrays, safe to copy).
-- One slider position: ``st.cache_data`` on (models, image, settings), shared by every session, so a
-  class all looking at the default image pays for it once.
-- Where each model looked (saliency): ``st.cache_data`` on (models, image, settings, method).
+- One slider position: ``st.cache_resource`` on (models, image, settings), shared by every session, so a
+  class all looking at the default image pays for it once. A resource, not data: ``st.cache_data``
+  pickles each new result (megabytes of activation maps) and unpickles a copy on every hit, which on
+  a 2-core server busy with a class was a tenth of the time spent holding the GIL. The arrays are
+  read-only (``dashboard.analysis``), so sharing one object between sessions is safe.
+- Where each model looked (saliency): the same, on (models, image, settings, method).
 - Whole-split results (table, gallery, confusion matrices, CSV, good examples) and curves: a
   process-wide :class:`ResultStore`, filled on a button press — or, for good examples, on demand.
 - Every attack graph the controls can reach: traced by one background thread per model pair,
@@ -110,7 +113,7 @@ def decode_uploaded_file(name: str, digest: str, _data: bytes, size: int) -> Upl
     return decode_upload(name, _data, size)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def _interaction(
     version: str, image_key: str, true_label: int | None, settings: AttackSettings, _pair: checkpoints.ModelPair, _image: np.ndarray
 ) -> Interaction:
@@ -122,7 +125,7 @@ def interaction(pair: checkpoints.ModelPair, image_key: str, image: np.ndarray, 
     return _interaction(pair.version, image_key, true_label, settings, pair, image)
 
 
-@st.cache_data(max_entries=32, show_spinner=False)
+@st.cache_resource(max_entries=32, show_spinner=False)
 def _explanations(version: str, image_key: str, true_label: int | None, settings: AttackSettings, method: str, _pair: checkpoints.ModelPair, _result: Interaction) -> dict[str, Explanation]:
     return explain_interaction(_pair, _result, method)
 

@@ -154,9 +154,9 @@ def test_the_warm_up_plan_reaches_every_attack_the_controls_offer():
 
 def _graphs():
     """Every tf.function the dashboard's controls run (L1 has its own sparse attack graph)."""
-    from core import attacks, explain, sparse_l1
+    from core import activations, attacks, explain, sparse_l1
 
-    return [attacks._perturb_graph, sparse_l1._sparse_l1_graph, explain._grad_cam_graph, explain._smooth_grad_graph]
+    return [attacks._perturb_graph, sparse_l1._sparse_l1_graph, explain._grad_cam_graph, explain._smooth_grad_graph, activations._forward_graph]
 
 
 def test_after_the_warm_up_no_reachable_setting_traces_a_new_graph(checkpoints_dir):
@@ -177,6 +177,22 @@ def test_after_the_warm_up_no_reachable_setting_traces_a_new_graph(checkpoints_d
                 for method in ("grad_cam", "smooth_grad"):
                     explain_interaction(pair, result, method)
     assert [graph.experimental_get_tracing_count() for graph in _graphs()] == traces
+
+
+def test_one_slider_positions_results_cannot_be_written_by_the_sessions_that_share_them(checkpoints_dir):
+    from core import checkpoints
+    from dashboard.analysis import explain_interaction
+
+    pair = checkpoints.load_pair(checkpoints_dir)
+    image = np.random.default_rng(0).uniform(size=(32, 32, 3)).astype(np.float32)
+    result = run_interaction(pair, image, 1, AttackSettings(epsilon=8 / 255, source="self"))
+    explanation = explain_interaction(pair, result)["baseline"]
+    outcome, perturbation = result.outcomes["baseline"], result.perturbations["adversarial"]
+    arrays = [result.image, perturbation.image, perturbation.delta, outcome.clean_probabilities, outcome.perturbed_maps["conv1"], explanation.clean]
+    for array in arrays:
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0
+    image[0, 0, 0] = 0.5  # the caller's own array stays theirs to change
 
 
 # --- the page -------------------------------------------------------------------------------------
