@@ -14,10 +14,11 @@
 ``--before REF`` also measures (b)–(d) on the code of that git ref (``git archive`` into a temporary
 folder, never touching a checkout) with the same models, in the same run, interleaved (a cold start,
 a move or a use on each page in turn, so a change in the machine's load falls on both alike), and
-prints both columns side by side. On the
-older page a verdict counts as drawn when both probability charts have changed, as that page's own
-benchmark measured it (when a new attacker leaves one model's input as it was: the other chart
-and the end of the rerun); on this one, when both verdict cards name the new settings. Between two
+prints both columns side by side. On a
+page without verdict cards (such as f8a13b3) a verdict counts as drawn when both probability charts
+have changed, as that page's own benchmark measured it (when a new attacker leaves one model's input
+as it was: the other chart and the end of the rerun); on a page with them (this one, 94c680c), when
+both verdict cards name the new settings. Between two
 moves the page is left to finish drawing (as a student's next move is seconds away). Writes
 ``bench/results/dashboard.json``.
 """
@@ -246,14 +247,19 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int) -> N
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             for run in range(render_runs):
-                for site in sites:
+                # The page started second starts beside the first one's live server and browser tab
+                # (7.66 s against 6.21 s in one run, where alone either takes 6-7 s): with several
+                # cold starts, alternate which page goes first.
+                for site in sites if run % 2 == 0 else sites[::-1]:
                     site.cold_start(browser, run)
+                    if site.new:
+                        # Pages with verdict cards trace their graphs in the background once drawn:
+                        # let that finish before the next page's cold start would share the cores with it.
+                        warm = _warm_up_seconds(site.log, site.started, WARM_UP_TIMEOUT_S)
+                        site.figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
                     if run < render_runs - 1:
                         site.stop()
             for site in sites:
-                if site.new:
-                    warm = _warm_up_seconds(site.log, site.started, WARM_UP_TIMEOUT_S)
-                    site.figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
                 site.view.settle()
             sliders = [Slider(site.view) for site in sites]
             timings: dict[str, list[float]] = {site.label: [] for site in sites}
@@ -293,6 +299,12 @@ def _checkout(ref: str, into: Path) -> Path:
     into.mkdir(parents=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
     return into
+
+
+def has_verdict_cards(root: Path) -> bool:
+    """Whether the page at ``root`` draws verdict cards (this page and its recent ancestors), or
+    only the older probability charts: that decides what "both verdicts drawn" means on it."""
+    return any("bg-verdict" in path.read_text(errors="replace") for path in (root / "dashboard").glob("*.py"))
 
 
 def _row(label: str, values: list, target: str = "") -> str:
@@ -335,6 +347,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-interactions", action="store_true")
     parser.add_argument("--skip-after", action="store_true", help="only the --before page (to study it)")
     args = parser.parse_args(argv)
+    if args.uses < 2 or args.moves < 1:
+        parser.error("--uses must be at least 2 (a first use and a later one) and --moves at least 1")
     from dashboard_helpers import CHROMIUM
 
     (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
@@ -353,7 +367,8 @@ def main(argv: list[str] | None = None) -> int:
             scratch_path = Path(scratch)
             sites = []
             if args.before:
-                sites.append(Site("before", _checkout(args.before, scratch_path / "before"), False, env, scratch_path))
+                before = _checkout(args.before, scratch_path / "before")
+                sites.append(Site("before", before, has_verdict_cards(before), env, scratch_path))
             if not args.skip_after:
                 sites.append(Site("after", REPO, True, env, scratch_path))
             bench_pages(sites, args.moves, args.uses, args.render_runs)
