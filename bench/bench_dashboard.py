@@ -9,7 +9,7 @@
 (d) first use of PGD, of L2, of L1 and of each attack source <= 1.5x its later uses (30 uses of
     each kind by default; every use on a photo not seen before, so every use computes).
 
-    BEANS_DATA_DIR=../shared/beans python bench/bench_dashboard.py [--before f8a13b3] [--moves 30] [--uses 30]
+    BEANS_DATA_DIR=../shared/beans python bench/bench_dashboard.py [--before 94c680c] [--moves 30] [--uses 30] [--fresh-starts 5]
 
 ``--before REF`` also measures (b)–(d) on the code of that git ref (``git archive`` into a temporary
 folder, never touching a checkout) with the same models, in the same run, interleaved (a cold start,
@@ -237,9 +237,12 @@ class Site:
             self.server = self.view = None
 
 
-def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int) -> None:
+def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fresh_starts: int = 1) -> None:
     """(b)–(d) for every site, interleaved (one cold start, move or use on each page in turn), so
-    that a change in the machine's load falls on both pages alike."""
+    that a change in the machine's load falls on both pages alike. With ``fresh_starts`` > 1, each
+    page's server is then restarted that many times less one, and each start gives one more first
+    use of every control: a first use is one sample per start, and one sample is noisy (a later use
+    of the same control ranged from 0.7× to 1.6× their median in one run)."""
     from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
 
@@ -282,15 +285,33 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int) -> N
                     later = float(np.median(series[1:])) if len(series) > 1 else float("nan")
                     site.figures["first_use"][name] = {
                         "first_ms": round(series[0]), "later_median_ms": round(later), "ratio": round(series[0] / later, 2) if later else None,
-                        "uses_ms": [round(ms) for ms in series],
+                        "uses_ms": [round(ms) for ms in series], "first_ms_each_start": [round(series[0])],
                     }  # fmt: skip
+            for run in range(1, fresh_starts):  # more first uses, each on a server started afresh
+                for site in sites if run % 2 == 0 else sites[::-1]:
+                    _check_no_exception(site)
+                    site.stop()
+                    site.cold_start(browser, render_runs + run)
+                    if site.new:
+                        _warm_up_seconds(site.log, site.started, WARM_UP_TIMEOUT_S)
+                    site.view.settle()
+                    for name, (key, position) in FIRST_USES.items():
+                        site.figures["first_use"][name]["first_ms_each_start"].append(round(_use(site.view, key, position)))
             for site in sites:
-                if site.view.page.locator('[data-testid="stException"]').count():
-                    raise RuntimeError(f"{site.label}: the page shows an exception")
+                for use in site.figures["first_use"].values():
+                    firsts = use["first_ms_each_start"]
+                    use["first_median_ms"] = round(float(np.median(firsts)))
+                    use["median_ratio"] = round(float(np.median(firsts)) / use["later_median_ms"], 2)
+                _check_no_exception(site)
         finally:
             for site in sites:
                 site.stop()
             browser.close()
+
+
+def _check_no_exception(site: Site) -> None:
+    if site.view.page.locator('[data-testid="stException"]').count():
+        raise RuntimeError(f"{site.label}: the page shows an exception")
 
 
 def _checkout(ref: str, into: Path) -> Path:
@@ -328,6 +349,10 @@ def print_table(results: dict) -> None:
             cells.append(f"{use.get('first_ms')}/{use.get('later_median_ms')}" if use else "")
         ratios = [results[c].get("first_use", {}).get(name, {}).get("ratio") for c in columns]
         print(_row(f"first / later use of {name} (ms)", cells, f"ratio {' -> '.join(str(r) for r in ratios)} (<= {FIRST_USE_RATIO:g})"))
+        firsts = [results[c].get("first_use", {}).get(name, {}).get("first_ms_each_start", []) for c in columns]
+        if any(len(each) > 1 for each in firsts):
+            medians = [results[c]["first_use"][name]["median_ratio"] for c in columns]
+            print(_row("  first use on each fresh start (ms)", ["/".join(map(str, each)) for each in firsts], f"median ratio {' -> '.join(map(str, medians))}"))
     if not columns:
         return
     if "after" in results and results["after"].get("warm_up_done_after_start_s") is not None:
@@ -343,6 +368,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--moves", type=int, default=30, help="budget slider moves per page")
     parser.add_argument("--uses", type=int, default=30, help="uses of each control (the first one and the later ones)")
     parser.add_argument("--render-runs", type=int, default=1, help="cold starts per page")
+    parser.add_argument("--fresh-starts", type=int, default=1, help="servers started per page for first uses (each gives one)")
     parser.add_argument("--before", help="also measure this git ref's page (e.g. main), in the same run")
     parser.add_argument("--skip-interactions", action="store_true")
     parser.add_argument("--skip-after", action="store_true", help="only the --before page (to study it)")
@@ -371,7 +397,7 @@ def main(argv: list[str] | None = None) -> int:
                 sites.append(Site("before", before, has_verdict_cards(before), env, scratch_path))
             if not args.skip_after:
                 sites.append(Site("after", REPO, True, env, scratch_path))
-            bench_pages(sites, args.moves, args.uses, args.render_runs)
+            bench_pages(sites, args.moves, args.uses, args.render_runs, args.fresh_starts)
             for site in sites:
                 results[site.label] = site.figures
             if args.before:

@@ -179,6 +179,30 @@ def test_after_the_warm_up_no_reachable_setting_traces_a_new_graph(checkpoints_d
     assert [graph.experimental_get_tracing_count() for graph in _graphs()] == traces
 
 
+def test_after_a_warm_up_full_collections_skip_the_pair_yet_a_later_warm_up_frees_what_is_gone():
+    import gc
+    import weakref
+
+    from dashboard.resources import freeze_long_lived_objects
+
+    class Node:
+        pass
+
+    cycle = Node()
+    cycle.itself = cycle  # garbage only the cycle collector can free, like a dropped Keras model
+    gone = weakref.ref(cycle)
+    try:
+        freeze_long_lived_objects()
+        assert gc.get_freeze_count() > 0
+        del cycle
+        gc.collect()
+        assert gone() is not None  # frozen: a full collection no longer walks it
+        freeze_long_lived_objects()  # the next pair's warm-up
+        assert gone() is None
+    finally:
+        gc.unfreeze()
+
+
 def test_one_slider_positions_results_cannot_be_written_by_the_sessions_that_share_them(checkpoints_dir):
     from core import checkpoints
     from dashboard.analysis import explain_interaction
