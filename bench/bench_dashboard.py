@@ -212,7 +212,8 @@ class Site:
         self.figures: dict = {"code": str(root), "first_verdicts_s": []}
 
     def cold_start(self, browser, run: int) -> None:
-        """(b): ``streamlit run`` until both verdicts are on screen; the server and page stay up."""
+        """(b): ``streamlit run`` until both verdicts are on screen (then, untimed, until the page's
+        background tracing is done); the server and page stay up."""
         from dashboard_helpers import free_port, open_when_ready, start_server
 
         page = browser.new_page(viewport={"width": 1280, "height": 720})
@@ -227,6 +228,11 @@ class Site:
                 raise TimeoutError(f"{self.label}: no verdicts after 180 s")
             page.wait_for_timeout(10)
         self.figures["first_verdicts_s"].append(round(time.perf_counter() - self.started, 2))
+        if self.new:
+            # Pages with verdict cards trace their graphs in the background once drawn: wait for
+            # that, so neither the next page's cold start nor a first use shares the cores with it.
+            warm = _warm_up_seconds(self.log, self.started, WARM_UP_TIMEOUT_S)
+            self.figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
 
     def stop(self) -> None:
         from dashboard_helpers import stop_server
@@ -255,11 +261,6 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
                 # cold starts, alternate which page goes first.
                 for site in sites if run % 2 == 0 else sites[::-1]:
                     site.cold_start(browser, run)
-                    if site.new:
-                        # Pages with verdict cards trace their graphs in the background once drawn:
-                        # let that finish before the next page's cold start would share the cores with it.
-                        warm = _warm_up_seconds(site.log, site.started, WARM_UP_TIMEOUT_S)
-                        site.figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
                     if run < render_runs - 1:
                         site.stop()
             for site in sites:
@@ -292,8 +293,6 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
                     _check_no_exception(site)
                     site.stop()
                     site.cold_start(browser, render_runs + run)
-                    if site.new:
-                        _warm_up_seconds(site.log, site.started, WARM_UP_TIMEOUT_S)
                     site.view.settle()
                     for name, (key, position) in FIRST_USES.items():
                         site.figures["first_use"][name]["first_ms_each_start"].append(round(_use(site.view, key, position)))
