@@ -14,11 +14,10 @@
 ``--before REF`` also measures (b)–(d) on the code of that git ref (``git archive`` into a temporary
 folder, never touching a checkout) with the same models, in the same run, interleaved (a cold start,
 a move or a use on each page in turn, so a change in the machine's load falls on both alike), and
-prints both columns side by side. On a
-page without verdict cards (such as f8a13b3) a verdict counts as drawn when both probability charts
-have changed, as that page's own benchmark measured it (when a new attacker leaves one model's input
-as it was: the other chart and the end of the rerun); on a page with them (this one, 94c680c), when
-both verdict cards name the new settings. Between two
+prints both columns side by side. On a page without verdict cards (such as f8a13b3) a verdict
+counts as drawn when both probability charts have changed, as that page's own benchmark measured it
+(when a new attacker leaves one model's input as it was: the other chart and the end of the rerun);
+on a page with them (this one, 94c680c), when both verdict cards name the new settings. Between two
 moves the page is left to finish drawing (as a student's next move is seconds away). Writes
 ``bench/results/dashboard.json``.
 """
@@ -256,10 +255,7 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
             for run in range(render_runs):
-                # The page started second starts beside the first one's live server and browser tab
-                # (7.66 s against 6.21 s in one run, where alone either takes 6-7 s): with several
-                # cold starts, alternate which page goes first.
-                for site in sites if run % 2 == 0 else sites[::-1]:
+                for site in _in_turn(sites, run):
                     site.cold_start(browser, run)
                     if run < render_runs - 1:
                         site.stop()
@@ -283,13 +279,13 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
                         used[site.label].append(_use(site.view, key, position))
                 for site in sites:
                     series = used[site.label]
-                    later = float(np.median(series[1:])) if len(series) > 1 else float("nan")
+                    later = float(np.median(series[1:]))
                     site.figures["first_use"][name] = {
-                        "first_ms": round(series[0]), "later_median_ms": round(later), "ratio": round(series[0] / later, 2) if later else None,
+                        "first_ms": round(series[0]), "later_median_ms": round(later), "ratio": round(series[0] / later, 2),
                         "uses_ms": [round(ms) for ms in series], "first_ms_each_start": [round(series[0])],
                     }  # fmt: skip
             for run in range(1, fresh_starts):  # more first uses, each on a server started afresh
-                for site in sites if run % 2 == 0 else sites[::-1]:
+                for site in _in_turn(sites, run):
                     _check_no_exception(site)
                     site.stop()
                     site.cold_start(browser, render_runs + run)
@@ -298,14 +294,21 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
                         site.figures["first_use"][name]["first_ms_each_start"].append(round(_use(site.view, key, position)))
             for site in sites:
                 for use in site.figures["first_use"].values():
-                    firsts = use["first_ms_each_start"]
-                    use["first_median_ms"] = round(float(np.median(firsts)))
-                    use["median_ratio"] = round(float(np.median(firsts)) / use["later_median_ms"], 2)
+                    median = float(np.median(use["first_ms_each_start"]))
+                    use["first_median_ms"] = round(median)
+                    use["median_ratio"] = round(median / use["later_median_ms"], 2)
                 _check_no_exception(site)
         finally:
             for site in sites:
                 site.stop()
             browser.close()
+
+
+def _in_turn(sites: list[Site], run: int) -> list[Site]:
+    """The pages in the order of this run's starts. The page started second starts beside the
+    first one's live server and browser tab (7.66 s against 6.21 s in one run, where alone either
+    takes 6-7 s), so with several starts the pages take turns going first."""
+    return sites if run % 2 == 0 else sites[::-1]
 
 
 def _check_no_exception(site: Site) -> None:

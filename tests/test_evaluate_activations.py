@@ -47,6 +47,14 @@ def test_autoattack_rows_are_printed_and_never_above_clean_accuracy(tiny_table):
         assert item["baseline"] <= clean["baseline"]
 
 
+def test_autoattack_rows_never_grow_with_the_budget(tiny_table):
+    for norm in ("infinity", "l2"):
+        budgets = [epsilon for row_norm, epsilon in evaluate.AUTOATTACK_BUDGETS if row_norm == norm]
+        assert budgets == sorted(budgets)
+        values = [evaluate.row(tiny_table, evaluate.autoattack_row_id(norm, epsilon))["baseline"] for epsilon in budgets]
+        assert values == sorted(values, reverse=True)
+
+
 def test_curve_starts_at_clean_accuracy_and_never_beats_it(tiny_model, tiny_splits):
     test = tiny_splits["test"]
     clean = evaluate.accuracy(tiny_model, test.images, test.labels)
