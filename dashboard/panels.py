@@ -2,13 +2,15 @@
 
 Everything from :func:`live_attack` down is one ``st.fragment``: moving an attack control reruns only
 this part (one cached call into core, then pictures and figures), never model or data loading.
-Section 3 is drawn first and from small JPEGs and text, so both verdicts reach the screen before
-any figure below them is built; "inside the network" is a nested fragment, so choosing a layer or a
-channel reruns only it.
+Section 3 is drawn first and from small JPEGs and text, and the figures below it are sent
+:data:`VERDICTS_FIRST_S` later, so the browser draws both verdicts on their own before it redraws
+any Plotly figure; "inside the network" is a nested fragment, so choosing a layer or a channel
+reruns only it.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Sequence
 
 import streamlit as st
@@ -25,6 +27,12 @@ from dashboard.wording import MODEL_TITLES, class_title, verdict_html
 
 TOP_CHANNEL_COUNTS = (2, 3, 4, 6)
 EXPLAIN_TITLES = {"grad_cam": "Regions (Grad-CAM)", "smooth_grad": "Pixels (SmoothGrad)"}
+# After section 3 is sent, the browser gets this long to draw it before the figures below arrive. It
+# draws whatever has arrived in one go, and redrawing four or five Plotly figures (~120 ms of the main
+# thread per move) held the verdicts back: slider -> both verdicts p50 228 ms without the pause, 86 ms
+# with it, in one run of bench/bench_dashboard.py. At 40 ms the figures still caught up on a freshly
+# opened page. What waits is below the verdicts, off the first screen at 1280×720.
+VERDICTS_FIRST_S = 0.08
 SIZE_WORDS = {"infinity": "largest pixel change", "l2": "overall size (L2)", "l1": "sum of all changes (L1)"}
 
 
@@ -36,6 +44,7 @@ def live_attack(pair: ModelPair, sample: Sample, split: Split, data_key: str, cl
     result = resources.interaction(pair, sample.key, sample.image, sample.true_label, settings)
     lesson.panel(result, class_names)
     stage(sample, result, class_names)
+    time.sleep(VERDICTS_FIRST_S)  # the page's answer first; the figures below it follow
     page_state.publish(page_state.url_values(settings, sample.filename, st.session_state.get("layer"), presentation))
     details(result, class_names, presentation)
     why_fooled(pair, sample, result, class_names, presentation)

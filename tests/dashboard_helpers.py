@@ -6,12 +6,14 @@ checkpoints are trained once per pytest session (the second caller finds them on
 
 from __future__ import annotations
 
+import asyncio
 import io
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Callable
 
@@ -163,6 +165,21 @@ def stop_server(server: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=5)
+
+
+async def wait_for_server(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Until the server answers its health check (it imports TensorFlow first), without blocking the event loop."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with code {server.returncode}")
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
+            return
+        except OSError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.3)
 
 
 def open_when_ready(page, url: str, server: subprocess.Popen, timeout: float = 60.0) -> None:

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import free_port, start_server, stop_server, tiny_beans, tiny_checkpoints
+from dashboard_helpers import free_port, start_server, stop_server, tiny_beans, tiny_checkpoints, wait_for_server
 from streamlit_client import StreamlitSession, option_value, slider_value
 
 DROPPED_SESSIONS = 5
@@ -103,7 +103,7 @@ def test_sessions_dropped_mid_attack_leave_no_session_state_thread_or_media_behi
     port, process, log = server
 
     async def scenario():
-        await _wait_for_server(port, process)
+        await wait_for_server(port, process)
         first = await full_visit(port, epsilon_steps=10)  # warms every graph and thread pool the attack uses
         await first.close()
         baseline = await settle(port, process.pid, {"threads": 10_000, "media_bytes": float("inf"), "session_state_bytes": float("inf")})
@@ -127,7 +127,7 @@ def test_the_next_student_is_served_normally_after_others_dropped(server):
     port, process, _ = server
 
     async def scenario():
-        await _wait_for_server(port, process)
+        await wait_for_server(port, process)
         for number in range(2):
             await dropped_visit(port, epsilon_steps=20 + number, drop_after_s=0.003)
         session = await full_visit(port, epsilon_steps=25)
@@ -137,17 +137,3 @@ def test_the_next_student_is_served_normally_after_others_dropped(server):
     session = asyncio.run(scenario())
     assert session.log.exceptions == [] and session.log.error_alerts == []
     assert sum('class="bg-verdict' in text for text in session.log.texts) >= 4  # both models' verdicts, twice
-
-
-async def _wait_for_server(port: int, process, timeout: float = 120.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        if process.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {process.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-            return
-        except OSError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.3)
