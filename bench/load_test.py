@@ -39,7 +39,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tests")]
 
-from dashboard_helpers import free_port, start_server, stop_server  # noqa: E402
+from dashboard_helpers import free_port, shows_verdict, start_server, stop_server  # noqa: E402
 from streamlit_client import StreamlitSession, number_value, option_value, slider_value, text_value, trigger  # noqa: E402
 
 MAX_STUDENTS = 60
@@ -50,10 +50,6 @@ TARGET_P95_TRAINING_S = 2.0
 PASSCODE = "load-test"
 MODELS_CAPTION = "Models trained"  # the page's first caption names the models' training time
 ACTIONS = {"step_size": 0.5, "image": 0.2, "norm": 0.15, "layer": 0.15}  # how often a student does what
-
-
-def shows_prediction(delta) -> bool:
-    return delta.kind == "markdown" and 'class="bg-verdict' in delta.text  # a model's verdict card
 
 
 @dataclass
@@ -124,15 +120,15 @@ async def _act(session: StreamlitSession, action: str, rng: random.Random) -> fl
         norm = list(widgets["norm"].proto.options).index(session.values["norm"].string_value) if "norm" in session.values else 0
         slider = widgets[("epsilon_infinity", "epsilon_l2", "epsilon_l1")[norm]].proto
         steps = int(round((slider.max - slider.min) / slider.step))
-        return await session.change(slider.id.split("-", 2)[2], slider_value(slider.min + rng.randint(0, steps) * slider.step), shows_prediction, 2, WAIT_TIMEOUT_S)
+        return await session.change(slider.id.split("-", 2)[2], slider_value(slider.min + rng.randint(0, steps) * slider.step), shows_verdict, 2, WAIT_TIMEOUT_S)
     if action == "norm":
-        return await session.change("norm", option_value(rng.choice(list(widgets["norm"].proto.options))), shows_prediction, 2, WAIT_TIMEOUT_S)
+        return await session.change("norm", option_value(rng.choice(list(widgets["norm"].proto.options))), shows_verdict, 2, WAIT_TIMEOUT_S)
     if action == "image":
         if rng.random() < 0.3:
-            return await session.change("test_class", option_value(rng.choice(list(widgets["test_class"].proto.options))), shows_prediction, 2, WAIT_TIMEOUT_S)
+            return await session.change("test_class", option_value(rng.choice(list(widgets["test_class"].proto.options))), shows_verdict, 2, WAIT_TIMEOUT_S)
         index = next(key for key in reversed(list(widgets)) if key.startswith("test_index_"))
         slider = widgets[index].proto
-        return await session.change(index, slider_value(rng.randint(int(slider.min), int(slider.max))), shows_prediction, 2, WAIT_TIMEOUT_S)
+        return await session.change(index, slider_value(rng.randint(int(slider.min), int(slider.max))), shows_verdict, 2, WAIT_TIMEOUT_S)
     layer = widgets["layer"]
     return await session.change(
         "layer", option_value(rng.choice(list(layer.proto.options))),

@@ -167,6 +167,11 @@ def stop_server(server: subprocess.Popen) -> None:
             server.wait(timeout=5)
 
 
+def shows_verdict(delta) -> bool:
+    """A websocket delta (``streamlit_client.Delta``) that draws one model's verdict card."""
+    return delta.kind == "markdown" and 'class="bg-verdict' in delta.text
+
+
 async def wait_for_server(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
     """Until the server answers its health check (it imports TensorFlow first), without blocking the event loop."""
     deadline = asyncio.get_running_loop().time() + timeout

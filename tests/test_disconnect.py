@@ -16,15 +16,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import free_port, start_server, stop_server, tiny_beans, tiny_checkpoints, wait_for_server
+from dashboard_helpers import free_port, shows_verdict, start_server, stop_server, tiny_beans, tiny_checkpoints, wait_for_server
 from streamlit_client import StreamlitSession, option_value, slider_value
 
 DROPPED_SESSIONS = 5
 SETTLE_TIMEOUT_S = 30.0
 
-
-def shows_prediction(delta) -> bool:
-    return delta.kind == "markdown" and 'class="bg-verdict' in delta.text  # a model's verdict card
 
 
 def metric(port: int, name: str, labels: str = "") -> float:
@@ -59,7 +56,7 @@ async def full_visit(port: int, epsilon_steps: int) -> StreamlitSession:
     """A well-behaved student: open the page, run PGD to the end, see both predictions."""
     session = StreamlitSession(port, follow_auto_reruns=False)
     await session.connect()
-    predictions = session.expect(shows_prediction, 2)
+    predictions = session.expect(shows_verdict, 2)
     await start_pgd(session, epsilon_steps)
     await asyncio.wait_for(predictions, 60)
     return session
