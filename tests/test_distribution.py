@@ -80,12 +80,22 @@ def test_both_models_were_fit_on_two_replicas(mirrored_metadata):
     assert mirrored_metadata["distribution"]["replicas_by_model"] == {"baseline": 2, "adversarial": 2}
 
 
+def trend_ratio(losses: list[float]) -> float:
+    """Where a straight line fitted to the epochs' losses ends, over where it starts. On 3 batches of
+    4 photos per replica an epoch's loss swings by 2-3× from one epoch to the next (batch norm on tiny
+    batches), and two runs with the same seed differ, so the last three epochs against the first were
+    noisy: 0.13-0.43 in nine runs, and 0.73 once in CI. The fitted line's ratio gave 0.09-0.36 in those
+    nine runs; a flat loss gives 1."""
+    epochs = np.arange(len(losses))
+    slope, intercept = np.polyfit(epochs, losses, 1)
+    return float((intercept + slope * epochs[-1]) / intercept)
+
+
 def test_baseline_learns_on_two_replicas(mirrored, mirrored_metadata):
     losses = [epoch["loss"] for epoch in epoch_metrics(mirrored[1], "baseline")]
     assert len(losses) == EPOCHS
-    # The GAP head starts from a lower first-epoch loss than the seed's Flatten head did, so "the loss
-    # falls by a third" is the learning signal; validation accuracy above chance is the other.
-    assert np.mean(losses[-3:]) < 0.67 * losses[0]
+    # The loss falls by a third is the learning signal; validation accuracy above chance is the other.
+    assert trend_ratio(losses) < 0.67, losses
     assert mirrored_metadata["selection"]["baseline"]["val_accuracy"] > 1 / 3 + 0.2  # clearly above chance
 
 
@@ -93,7 +103,7 @@ def test_nsl_model_learns_on_two_replicas_with_the_adversarial_term_active(mirro
     epochs = epoch_metrics(mirrored[1], "adversarial")
     assert len(epochs) == EPOCHS
     assert all(epoch["scaled_adversarial_loss"] > 0 for epoch in epochs)
-    assert np.mean([epoch["loss"] for epoch in epochs[-3:]]) < 0.67 * epochs[0]["loss"]
+    assert trend_ratio([epoch["loss"] for epoch in epochs]) < 0.67, epochs
     assert mirrored_metadata["selection"]["adversarial"]["val_accuracy"] > 1 / 3 + 0.2
 
 
