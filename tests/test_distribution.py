@@ -94,7 +94,7 @@ def trend_ratio(losses: list[float]) -> float:
 def test_baseline_learns_on_two_replicas(mirrored, mirrored_metadata):
     losses = [epoch["loss"] for epoch in epoch_metrics(mirrored[1], "baseline")]
     assert len(losses) == EPOCHS
-    # The loss falls by a third is the learning signal; validation accuracy above chance is the other.
+    # "The loss falls by a third" is the learning signal; validation accuracy above chance is the other.
     assert trend_ratio(losses) < 0.67, losses
     assert mirrored_metadata["selection"]["baseline"]["val_accuracy"] > 1 / 3 + 0.2  # clearly above chance
 

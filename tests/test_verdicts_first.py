@@ -1,9 +1,10 @@
 """A move of an attack control sends both verdicts first, and the figures below them only after a pause.
 
 Why it matters: the browser draws whatever has arrived in one go. When the Plotly figures arrived
-with the verdicts, redrawing them held the verdicts back (slider -> both verdicts p50 228 and 197 ms
-in Chromium, 86 and 80 ms with the pause, in two runs of ``bench/bench_dashboard.py``). Real ``streamlit run`` server, real websocket
-session (``streamlit_client``), the arrival time of every message as the client reads it.
+with the verdicts, redrawing them held the verdicts back (slider -> both verdicts p50 228, 197 and
+161 ms in Chromium, 86, 80 and 72 ms with the pause, in three runs of ``bench/bench_dashboard.py``).
+Real ``streamlit run`` server, real websocket session (``streamlit_client``), the arrival time of
+every message as the client reads it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,19 @@ def is_figure(delta) -> bool:
     return delta.kind == "plotly_chart"
 
 
+def stamped(arrived: dict[str, float], name: str, predicate):
+    """``predicate``, noting in ``arrived[name]`` when a delta matched: when it is read, not when a
+    callback gets to run."""
+
+    def matches(delta) -> bool:
+        if not predicate(delta):
+            return False
+        arrived[name] = time.perf_counter()
+        return True
+
+    return matches
+
+
 async def gaps(port: int, key: str, values: list) -> list[float]:
     """Seconds from both verdicts to the first figure, for each change of ``key`` to the next value."""
     session = StreamlitSession(port, follow_auto_reruns=False)
@@ -44,17 +58,8 @@ async def gaps(port: int, key: str, values: list) -> list[float]:
         found = []
         for value in values:
             arrived: dict[str, float] = {}
-
-            def stamp(name: str, predicate):  # when the delta is read, not when a callback gets to run
-                def matches(delta) -> bool:
-                    if not predicate(delta):
-                        return False
-                    arrived[name] = time.perf_counter()
-                    return True
-
-                return matches
-
-            verdicts, figure = session.expect(stamp("verdicts", shows_verdict), 2), session.expect(stamp("figure", is_figure), 1)
+            verdicts = session.expect(stamped(arrived, "verdicts", shows_verdict), 2)
+            figure = session.expect(stamped(arrived, "figure", is_figure), 1)
             session.set_value(key, value)
             await session.rerun(session.widgets[key].fragment_id, wait_for_finish=60)
             await asyncio.wait_for(asyncio.gather(verdicts, figure), 60)
@@ -66,7 +71,7 @@ async def gaps(port: int, key: str, values: list) -> list[float]:
 
 
 # The server sends what is queued while the script sleeps, so part of the pause goes to delivering
-# the verdicts (about 25 ms of 80 on this machine); without the pause the gap is a few ms.
+# the verdicts (about 25 ms of 80 on this machine); without the pause the gap is under a millisecond.
 @pytest.mark.parametrize(
     ("key", "values"),
     [("epsilon_infinity", [slider_value(v) for v in (3, 4, 5)]), ("norm", [option_value(NORM_TITLES[n]) for n in ("l2", "l1", "infinity")])],
