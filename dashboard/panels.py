@@ -29,9 +29,10 @@ TOP_CHANNEL_COUNTS = (2, 3, 4, 6)
 EXPLAIN_TITLES = {"grad_cam": "Regions (Grad-CAM)", "smooth_grad": "Pixels (SmoothGrad)"}
 # After section 3 is sent, the browser gets this long to draw it before the figures below arrive. It
 # draws whatever has arrived in one go, and redrawing four or five Plotly figures (~120 ms of the main
-# thread per move) held the verdicts back: slider -> both verdicts p50 228 ms without the pause, 86 ms
-# with it, in one run of bench/bench_dashboard.py. At 40 ms the figures still caught up on a freshly
-# opened page. What waits is below the verdicts, off the first screen at 1280×720.
+# thread per move) held the verdicts back: slider -> both verdicts p50 228/197/161 ms without the
+# pause, 86/80/72 ms with it, in three runs of bench/bench_dashboard.py. At 40 ms the figures still
+# caught up on a freshly opened page. What waits is below the verdicts, off the first screen at
+# 1280×720. A pause, not a change to what is sent: Streamlit's frontend decides how it batches.
 VERDICTS_FIRST_S = 0.08
 SIZE_WORDS = {"infinity": "largest pixel change", "l2": "overall size (L2)", "l1": "sum of all changes (L1)"}
 

@@ -80,6 +80,12 @@ def tiny_checkpoints(base: Path) -> Path:
     return session_folder(base, "dashboard_checkpoints", lambda folder: train_checkpoints(folder, data_dir))
 
 
+def tiny_server_env(base: Path) -> dict[str, str]:
+    """A server on the tiny Beans folder and checkpoints, no teacher passcode, and no background
+    warm-up (no tracing thread coming and going while a test counts threads or times messages)."""
+    return {"BEANS_DATA_DIR": str(tiny_beans(base)), "BEANGUARD_CHECKPOINT_DIR": str(tiny_checkpoints(base)), "BEANGUARD_TEACHER_PASSCODE": "", "BEANGUARD_WARM_UP": "0"}
+
+
 def unlock_teacher(at, passcode: str):
     """Press **Teacher**, type ``passcode``, press **Unlock** (AppTest); returns ``at`` after the run."""
     at.button(key="teacher_button").click().run()

@@ -16,7 +16,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import free_port, shows_verdict, start_server, stop_server, tiny_beans, tiny_checkpoints, wait_for_server
+from dashboard_helpers import free_port, shows_verdict, start_server, stop_server, tiny_server_env, wait_for_server
 from streamlit_client import StreamlitSession, option_value, slider_value
 
 DROPPED_SESSIONS = 5
@@ -85,11 +85,9 @@ async def settle(port: int, pid: int, baseline: dict[str, float]) -> dict[str, f
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     base = tmp_path_factory.getbasetemp()
-    env = {"BEANS_DATA_DIR": str(tiny_beans(base)), "BEANGUARD_CHECKPOINT_DIR": str(tiny_checkpoints(base)), "BEANGUARD_TEACHER_PASSCODE": "",
-           "BEANGUARD_WARM_UP": "0"}  # explicit: no background tracing thread coming and going while threads are counted
     port = free_port()
     log = tmp_path_factory.mktemp("disconnect") / "server.log"
-    process = start_server(port, env, log, extra_options=["--server.disconnectedSessionTTL", "1"])
+    process = start_server(port, tiny_server_env(base), log, extra_options=["--server.disconnectedSessionTTL", "1"])
     try:
         yield port, process, log
     finally:

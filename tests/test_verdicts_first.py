@@ -13,7 +13,7 @@ import asyncio
 import time
 
 import pytest
-from dashboard_helpers import free_port, shows_verdict, start_server, stop_server, tiny_beans, tiny_checkpoints, wait_for_server
+from dashboard_helpers import free_port, shows_verdict, start_server, stop_server, tiny_server_env, wait_for_server
 from streamlit_client import StreamlitSession, option_value, slider_value
 
 from dashboard.attack_controls import NORM_TITLES
@@ -22,10 +22,8 @@ from dashboard.panels import VERDICTS_FIRST_S
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):
-    base = tmp_path_factory.getbasetemp()
-    env = {"BEANS_DATA_DIR": str(tiny_beans(base)), "BEANGUARD_CHECKPOINT_DIR": str(tiny_checkpoints(base)), "BEANGUARD_TEACHER_PASSCODE": "", "BEANGUARD_WARM_UP": "0"}
     port = free_port()
-    process = start_server(port, env, tmp_path_factory.mktemp("verdicts_first") / "server.log")
+    process = start_server(port, tiny_server_env(tmp_path_factory.getbasetemp()), tmp_path_factory.mktemp("verdicts_first") / "server.log")
     try:
         asyncio.run(wait_for_server(port, process))
         yield port
