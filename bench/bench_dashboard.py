@@ -9,7 +9,7 @@
 (d) first use of PGD, of L2, of L1 and of each attack source <= 1.5x its later uses (30 uses of
     each kind by default; every use on a photo not seen before, so every use computes).
 
-    BEANS_DATA_DIR=../shared/beans python bench/bench_dashboard.py [--before 94c680c] [--moves 30] [--uses 30] [--fresh-starts 5]
+    BEANS_DATA_DIR=../shared/beans python -m bench.bench_dashboard [--before 94c680c] [--moves 30] [--uses 30] [--fresh-starts 5]
 
 ``--before REF`` also measures (b)–(d) on the code of that git ref (``git archive`` into a temporary
 folder, never touching a checkout) with the same models, in the same run, interleaved (a cold start,
@@ -35,27 +35,27 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
-
-import core  # noqa: E402,F401  (TensorFlow with legacy Keras first)
-from core import checkpoints, data  # noqa: E402
-from dashboard.analysis import AttackSettings, run_interaction  # noqa: E402
-from dashboard.views import activation_figure, probability_figure  # noqa: E402
+import core  # noqa: F401  (TensorFlow with legacy Keras first)
+from core import checkpoints, data
+from dashboard.analysis import run_interaction
+from dashboard.settings import AttackSettings
+from dashboard.views import activation_figure, probability_figure
+from bench.dashboard_page import Page, Slider, use_control
+from tests.support.beans import REPO_ROOT as REPO
 
 INTERACTION_TARGET_MS = 60.0
 RENDER_TARGET_S = 10.0
 SLIDER_TARGETS_MS = {"p50": 250.0, "p95": 600.0}
 FIRST_USE_RATIO = 1.5
 WARM_UP_TIMEOUT_S = 900.0
-# (control key, option position, what a use switches to); positions follow core's NORMS and SOURCES.
-FIRST_USES = {"PGD": ("method", 1), "L2": ("norm", 1), "L1": ("norm", 2), "source: NSL model": ("source", 1), "source: each model (white-box)": ("source", 2)}
+# (control key, option position, what a use switches to); positions follow core's NORMS and ATTACKERS.
+FIRST_USES = {"PGD": ("method", 1), "L2": ("norm", 1), "L1": ("norm", 2), "attacker: NSL model": ("attacker", 1), "attacker: each model (white-box)": ("attacker", 2)}
 
 
 def bench_interactions(directory: Path, data_dir: Path | None, count: int, warmup: int) -> dict:
     """(a): the app's per-slider-move computation, timed without Streamlit's cache."""
     pair = checkpoints.load_pair(directory)
-    size = int(pair.baseline.input_shape[1])
+    size = pair.image_size
     test = data.load_split("test", size, data_dir)
     image, label = test.images[0], int(test.labels[0])
     epsilons = np.linspace(1.0, 16.0, count) / 255.0
@@ -88,110 +88,6 @@ def bench_interactions(directory: Path, data_dir: Path | None, count: int, warmu
 # In the page: the time of the user's input, and a promise that resolves on the first animation
 # frame after both verdicts show something new (a MutationObserver; no polling from outside, whose
 # round trips would be counted too).
-INSTALL = """() => {
-  if (window.__bench) return;
-  window.__bench = true;
-  for (const kind of ['keydown', 'pointerdown']) document.addEventListener(kind, () => { window.__inputAt = performance.now(); }, true);
-}"""
-VERDICTS = {
-    True: "() => [...document.querySelectorAll('.bg-verdict')].map(card => card.getAttribute('data-view'))",
-    False: """() => ['baseline', 'adversarial'].map(name => {
-        const plots = [...document.querySelectorAll('.st-key-prediction_' + name + ' .js-plotly-plot')];
-        const drawn = plots.map(p => p._fullData && p._fullData[1] ? JSON.stringify(Array.from(p._fullData[1].x)) : null).filter(Boolean);
-        return drawn.length ? drawn[drawn.length - 1] : null; })""",
-}
-WAIT = """([read, before, isNew]) => new Promise(resolve => {
-  const snapshot = eval(read);
-  const idle = () => !document.querySelector('[data-testid=stStatusWidget]');
-  const done = () => {
-    const now = snapshot();
-    if (isNew) return now.length === 2 && now[0] === now[1] && !before.includes(now[0]);
-    const changed = now.map((value, i) => value !== null && value !== before[i]);
-    // A new attacker can leave one model's input, hence its chart, as it was: then that chart and the end of the rerun.
-    return changed.every(Boolean) || (changed.some(Boolean) && idle());
-  };
-  const finish = () => requestAnimationFrame(() => resolve(performance.now() - window.__inputAt));
-  if (done()) return finish();
-  const observer = new MutationObserver(() => { if (done()) { observer.disconnect(); finish(); } });
-  observer.observe(document.body, {subtree: true, childList: true, attributes: true, characterData: true});
-})"""
-
-
-class Page:
-    """One version of the page, and what "both verdicts drawn" means on it: on this one, both
-    verdict cards name the new settings; on the older one, both probability charts changed."""
-
-    def __init__(self, page, new: bool):
-        self.page, self.new = page, new
-
-    def verdicts_shown(self) -> bool:
-        if self.new:
-            return self.page.locator(".bg-verdict").count() >= 2
-        return self.page.locator("[class*='st-key-prediction_'] [data-testid='stMarkdownContainer']").filter(has_text="Clean:").count() >= 2
-
-    def snapshot(self) -> list:
-        return self.page.evaluate(VERDICTS[self.new])
-
-    def timed(self, action, timeout_ms: float = 120_000) -> float:
-        """Milliseconds from the input event ``action`` sends to the frame that shows both new verdicts."""
-        self.page.evaluate(INSTALL)
-        before = self.snapshot()
-        self.page.evaluate("args => { window.__verdicts = (" + WAIT + ")(args); }", [VERDICTS[self.new], before, self.new])
-        action()
-        elapsed = float(self.page.evaluate("() => Promise.race([window.__verdicts, new Promise((_, fail) => setTimeout(() => fail(new Error('no new verdicts')), %d))])" % timeout_ms))
-        self.settle()
-        return elapsed
-
-    def settle(self) -> None:
-        """Until Streamlit's running indicator is gone and everything below is drawn, then a pause."""
-        self.page.wait_for_function("() => !document.querySelector('[data-testid=stStatusWidget]')", timeout=120_000)
-        self.page.wait_for_timeout(250)
-
-
-class Slider:
-    """The L∞ budget slider of one page, walked from 0 to the top and back, one step per move."""
-
-    def __init__(self, view: Page):
-        self.view = view
-        self.input = view.page.locator(".st-key-epsilon_infinity input[type=range]")
-        self.top = int(float(self.input.get_attribute("max")))
-        self.input.focus()
-        view.page.keyboard.press("Home")
-        view.settle()
-        self.value, self.direction = 0, 1
-
-    def move(self) -> float:
-        """(c): one arrow key, until both verdicts are redrawn."""
-        if not 0 <= self.value + self.direction <= self.top:
-            self.direction = -self.direction
-        self.value += self.direction
-        key = "ArrowRight" if self.direction > 0 else "ArrowLeft"
-        self.input.focus()
-        return self.view.timed(lambda: self.view.page.keyboard.press(key))
-
-
-def _click_option(view: Page, key: str, position: int) -> None:
-    view.page.locator(f".st-key-{key} [role=radiogroup] label").nth(position).click()
-
-
-def _next_photo(view: Page) -> None:
-    """Another photo of the same class (not measured): later uses must compute, like the first."""
-    slider = view.page.locator("[class*='st-key-test_index_'] input[type=range]").first
-    maximum, current = float(slider.get_attribute("max")), float(slider.input_value())
-    slider.focus()
-    view.page.keyboard.press("ArrowRight" if current < maximum else "Home")
-    view.settle()
-
-
-def _use(view: Page, key: str, position: int) -> float:
-    """(d): one use of a control on a photo not seen before; then back to the default."""
-    _next_photo(view)
-    elapsed = view.timed(lambda: _click_option(view, key, position))
-    _click_option(view, key, 0)  # back to the default (not measured)
-    view.settle()
-    return elapsed
-
-
 def _warm_up_seconds(log: Path, since: float, timeout: float) -> float | None:
     """The new page logs when its background tracing is done; None if it never says so."""
     while time.perf_counter() - since < timeout:
@@ -213,7 +109,7 @@ class Site:
     def cold_start(self, browser, run: int) -> None:
         """(b): ``streamlit run`` until both verdicts are on screen (then, untimed, until the page's
         background tracing is done); the server and page stay up."""
-        from dashboard_helpers import free_port, open_when_ready, start_server
+        from tests.support.server import free_port, open_when_ready, start_server
 
         page = browser.new_page(viewport={"width": 1280, "height": 720})
         self.view = Page(page, self.new)
@@ -234,7 +130,7 @@ class Site:
             self.figures["warm_up_done_after_start_s"] = None if warm is None else round(warm, 1)
 
     def stop(self) -> None:
-        from dashboard_helpers import stop_server
+        from tests.support.server import stop_server
 
         if self.server is not None:
             stop_server(self.server)
@@ -248,7 +144,7 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
     page's server is then restarted that many times less one, and each start gives one more first
     use of every control: a first use is one sample per start, and one sample is noisy (a later use
     of the same control ranged from 0.7× to 1.6× their median in one run)."""
-    from dashboard_helpers import CHROMIUM, CHROMIUM_ARGS
+    from tests.support.server import CHROMIUM, CHROMIUM_ARGS
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
@@ -276,7 +172,7 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
                 used: dict[str, list[float]] = {site.label: [] for site in sites}
                 for _ in range(uses):
                     for site in sites:
-                        used[site.label].append(_use(site.view, key, position))
+                        used[site.label].append(use_control(site.view, key, position))
                 for site in sites:
                     series = used[site.label]
                     later = float(np.median(series[1:]))
@@ -291,7 +187,7 @@ def bench_pages(sites: list[Site], moves: int, uses: int, render_runs: int, fres
                     site.cold_start(browser, render_runs + run)
                     site.view.settle()
                     for name, (key, position) in FIRST_USES.items():
-                        site.figures["first_use"][name]["first_ms_each_start"].append(round(_use(site.view, key, position)))
+                        site.figures["first_use"][name]["first_ms_each_start"].append(round(use_control(site.view, key, position)))
             for site in sites:
                 for use in site.figures["first_use"].values():
                     median = float(np.median(use["first_ms_each_start"]))
@@ -377,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.uses < 2 or args.moves < 1:
         parser.error("--uses must be at least 2 (a first use and a later one) and --moves at least 1")
-    from dashboard_helpers import CHROMIUM
+    from tests.support.server import CHROMIUM
 
     (REPO / "bench" / "results").mkdir(parents=True, exist_ok=True)
     results: dict = {"cpu_count": os.cpu_count(), "load_average_1min_start": round(os.getloadavg()[0], 2), "time": time.strftime("%Y-%m-%dT%H:%M:%S")}

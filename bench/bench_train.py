@@ -5,8 +5,8 @@ shipped pair) <= 45 min, both on 2 cores. Runs the real command line on the real
 a temporary folder (the shipped checkpoints are only read, by the quick recipe) and reports wall
 time, the split between data loading, the baseline and the adversarial model, and their ratios.
 
-    BEANS_DATA_DIR=../shared/beans python bench/bench_train.py                   # quick
-    BEANS_DATA_DIR=../shared/beans python bench/bench_train.py --recipe full     # ~30 min
+    BEANS_DATA_DIR=../shared/beans python -m bench.bench_train                   # quick
+    BEANS_DATA_DIR=../shared/beans python -m bench.bench_train --recipe full     # ~30 min
 """
 
 from __future__ import annotations
@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.train import command, parse_args
+
 REPO = Path(__file__).resolve().parents[1]
 TARGET_SECONDS = {"quick": 120.0, "full": 45 * 60.0}
 
@@ -28,13 +30,13 @@ def main() -> int:
         print("Set BEANS_DATA_DIR to the Beans folder (e.g. ../shared/beans).", file=sys.stderr)
         return 2
     arguments = sys.argv[1:] if "--recipe" in sys.argv[1:] else ["--recipe", "quick", *sys.argv[1:]]
-    recipe = arguments[arguments.index("--recipe") + 1]
+    config, options = parse_args(arguments)
+    recipe = options.recipe
     target = TARGET_SECONDS[recipe]
     with tempfile.TemporaryDirectory() as output:
         started = time.perf_counter()
         result = subprocess.run(
-            [sys.executable, "-m", "core.train", "--output-dir", output, "--no-evaluate", *arguments],
-            cwd=REPO, capture_output=True, text=True,
+            command(config, output_dir=output, data_dir=options.data_dir, evaluate=False), cwd=REPO, capture_output=True, text=True
         )
         wall = time.perf_counter() - started
         if result.returncode != 0:

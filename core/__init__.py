@@ -1,7 +1,12 @@
-"""Beanguard core: data, models, attacks, training, evaluation, activations, checkpoints.
+"""Beanguard core: data, models, attacks, training, evaluation, the class store.
 
-Importing any ``core`` module goes through :mod:`core.compat` first, so TensorFlow always starts
-with legacy Keras (tf-keras) and NSL imports cleanly on TF 2.21.
+Importing ``core`` sets ``TF_USE_LEGACY_KERAS=1`` before anything can import TensorFlow, so
+TensorFlow always starts with legacy Keras (tf-keras), which NSL needs. TensorFlow itself loads
+only with the modules that use it (each imports ``tf`` and ``nsl`` from :mod:`core.compat`): the
+class store, its command line and the passcode tools start in a fraction of a second.
 """
 
-from core import compat as _compat  # noqa: F401  (must run before any TensorFlow import)
+import os as _os
+
+_os.environ["TF_USE_LEGACY_KERAS"] = "1"
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep C++ info logs off the console

@@ -22,31 +22,67 @@ from core.compat import nsl, tf
 from core.sparse_l1 import sparse_l1_attack
 
 NORMS: tuple[str, ...] = ("infinity", "l2", "l1")
+NORM_SLUGS = {"infinity": "linf", "l2": "l2", "l1": "l1"}  # in links, file names and row ids
+# Budgets are kept in model units (pixels in [0, 1]); people read L∞ budgets in brightness steps
+# out of 255, so that norm is shown (and set on sliders) in those units.
+DISPLAY_SCALE = {"infinity": 255.0, "l2": 1.0, "l1": 1.0}
+DEFAULT_BUDGETS = {"infinity": 8.0 / 255, "l2": 1.0, "l1": 10.0}  # the budgets a lesson starts from
+DEFAULT_PGD_STEPS = 10  # the dashboard's and the curves' PGD
+# Whose gradients compute a change: one model's (a transfer attack for the other), or each model its own.
+ATTACKERS: tuple[str, ...] = ("baseline", "adversarial", "self")
 CORRUPTIONS: tuple[str, ...] = ("gaussian_noise", "blur", "jpeg", "misalignment")
 MAX_SEVERITY = 5
 
 
 @dataclass(frozen=True)
 class Attack:
-    """A named threat model: norm, budget and iterations (1 = FGSM, more = PGD)."""
+    """A named threat model: norm, budget and iterations (1 = FGSM, more = PGD).
+
+    ``target`` (a class index) makes it targeted: it pushes every photo towards the model answering
+    that class, instead of away from the true label.
+    """
 
     norm: str = "infinity"
-    epsilon: float = 8.0 / 255
+    epsilon: float = DEFAULT_BUDGETS["infinity"]
     iterations: int = 1
+    target: int | None = None
 
     @property
     def label(self) -> str:
         name = "FGSM" if self.iterations == 1 else f"PGD-{self.iterations}"
-        return f"{name} {norm_symbol(self.norm)} eps {budget_label(self.norm, self.epsilon)}"
+        aim = "" if self.target is None else f" targeted at class {self.target}"
+        return f"{name} {norm_symbol(self.norm)} eps {budget_label(self.norm, self.epsilon)}{aim}"
 
 
 def norm_symbol(norm: str) -> str:
     return {"infinity": "L∞", "l2": "L2", "l1": "L1"}[norm]
 
 
+def to_display(norm: str, epsilon: float) -> float:
+    """A budget in the units people read it in: L∞ in 1/255 brightness steps, L2 and L1 as they are."""
+    return float(epsilon) * DISPLAY_SCALE[norm]
+
+
+def from_display(norm: str, value: float) -> float:
+    """The inverse of :func:`to_display`: a budget read in people's units, back in model units."""
+    return float(value) / DISPLAY_SCALE[norm]
+
+
+def _plain_number(value: float) -> str:
+    """Three significant digits, never an exponent ("1620", not "1.62e+03")."""
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+
+
 def budget_label(norm: str, epsilon: float) -> str:
-    """A budget as people write it: L∞ in brightness steps out of 255 ("8/255"), L2/L1 plainly ("0.5")."""
-    return f"{round(epsilon * 255, 4):g}/255" if norm == "infinity" else f"{epsilon:g}"
+    """The one way a budget or a measured size is written: L∞ in brightness steps out of 255
+    ("8/255", "7.94/255"), L2 and L1 as plain numbers ("0.5", "1620")."""
+    text = _plain_number(to_display(norm, epsilon))
+    return f"{text}/255" if norm == "infinity" else text
+
+
+def budget_slug(norm: str, epsilon: float) -> str:
+    """A budget in a file or folder name: ``linf-8of255``, ``l2-0.5``."""
+    return f"{NORM_SLUGS[norm]}-{budget_label(norm, epsilon).replace('/', 'of')}"
 
 
 def perturbation_norm(delta: np.ndarray, norm: str) -> np.ndarray:
@@ -71,7 +107,7 @@ def _loss(model: tf.keras.Model, images: tf.Tensor, labels: tf.Tensor) -> tf.Ten
     return tf.reduce_sum(tf.keras.losses.sparse_categorical_crossentropy(labels, probabilities))
 
 
-def _run_perturb(model, images, labels, step_size, epsilon, norm: str, iterations: int, random_init: bool):
+def _run_perturb(model, images, labels, step_size, epsilon, norm: str, iterations: int, random_init: bool, targeted: bool = False):
     config = nsl.configs.AdvNeighborConfig(
         adv_step_size=step_size, adv_grad_norm=norm, clip_value_min=0.0, clip_value_max=1.0
     )
@@ -83,12 +119,14 @@ def _run_perturb(model, images, labels, step_size, epsilon, norm: str, iteration
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             tape.watch(current)
             loss = _loss(model, current, labels)
+            if targeted:  # ``labels`` are the targets: NSL raises the loss, so raise -CE(target)
+                loss = -loss
         stepped, _ = nsl.lib.gen_adv_neighbor(current, loss, config, gradient_tape=tape)
         current = tf.clip_by_value(images + _project(stepped - images, epsilon, norm), 0.0, 1.0)
     return current
 
 
-# One trace per (model, norm, iterations, random start, batch size): NSL's random start needs a
+# One trace per (model, norm, iterations, random start, targeted, batch size): NSL's random start needs a
 # static batch dimension, so shapes must not be relaxed to None.
 _perturb_graph = tf.function(_run_perturb)
 
@@ -103,12 +141,15 @@ def perturb(
     epsilon: float | None = None,
     random_init: bool = False,
     batch_size: int = 256,
+    targets: int | np.ndarray | None = None,
 ) -> np.ndarray:
     """Adversarial versions of ``images`` that raise ``model``'s loss on the true ``labels``.
 
     ``iterations == 1`` is FGSM (one step of ``step_size``); more is PGD, each step of
     ``step_size`` projected back into the ``epsilon`` ball (default: ``step_size``). For L1 the
     steps are sparse (:mod:`core.sparse_l1`) and ``random_init`` is ignored.
+    ``targets`` (one class index for all images, or one per image) makes the attack targeted:
+    each step lowers the loss of the target class instead, pulling the model towards answering it.
     """
     if norm not in NORMS:
         raise ValueError(f"Unknown norm {norm!r}; expected one of {NORMS}.")
@@ -118,6 +159,9 @@ def perturb(
         raise ValueError("step_size and epsilon must be >= 0.")
     images = np.asarray(images, dtype=np.float32)
     labels = np.asarray(labels, dtype=np.int64)
+    targeted = targets is not None
+    if targeted:
+        labels = _target_array(targets, len(images), int(model.output_shape[-1]))
     if step_size == 0 or epsilon == 0 or len(images) == 0:
         return images.copy()
     radius = tf.constant(step_size if epsilon is None else epsilon, tf.float32)
@@ -126,7 +170,8 @@ def perturb(
         return np.concatenate(
             [
                 sparse_l1_attack(
-                    model, images[start : start + batch_size], labels[start : start + batch_size], step, radius, iterations
+                    model, images[start : start + batch_size], labels[start : start + batch_size], step, radius, iterations,
+                    targeted,
                 ).numpy()
                 for start in range(0, len(images), batch_size)
             ]
@@ -141,16 +186,35 @@ def perturb(
             norm,
             int(iterations),
             bool(random_init),
+            targeted,
         ).numpy()
         for start in range(0, len(images), batch_size)
     ]
     return np.concatenate(chunks)
 
 
-def attack(images: np.ndarray, labels: np.ndarray, model: tf.keras.Model, threat: Attack) -> np.ndarray:
-    """Run a threat model: FGSM for 1 iteration; PGD with step 2.5*eps/n and a random start."""
+def _target_array(targets: int | np.ndarray, count: int, classes: int) -> np.ndarray:
+    """One target class per image, checked against the model's classes."""
+    array = np.asarray(targets)
+    if array.ndim > 1 or (array.ndim == 1 and len(array) != count) or not np.issubdtype(array.dtype, np.integer):
+        raise ValueError(f"targets must be one class index or one per image ({count}), got {targets!r}.")
+    if array.size and (array.min() < 0 or array.max() >= classes):
+        raise ValueError(f"Target classes must be between 0 and {classes - 1}, got {targets!r}.")
+    return np.broadcast_to(array.astype(np.int64), (count,)).copy()
+
+
+def attack(
+    images: np.ndarray, labels: np.ndarray, model: tf.keras.Model, threat: Attack, targets: int | np.ndarray | None = None
+) -> np.ndarray:
+    """Run a threat model: FGSM for 1 iteration; PGD with step 2.5*eps/n and a random start.
+
+    Targeted when ``threat.target`` is set, or per image with ``targets`` (not both).
+    """
+    if targets is not None and threat.target is not None:
+        raise ValueError("Give the target either in the Attack or as targets, not both.")
+    targets = threat.target if targets is None else targets
     if threat.iterations == 1:
-        return perturb(images, labels, model, threat.epsilon, threat.norm)
+        return perturb(images, labels, model, threat.epsilon, threat.norm, targets=targets)
     return perturb(
         images,
         labels,
@@ -160,6 +224,7 @@ def attack(images: np.ndarray, labels: np.ndarray, model: tf.keras.Model, threat
         iterations=threat.iterations,
         epsilon=threat.epsilon,
         random_init=True,
+        targets=targets,
     )
 
 

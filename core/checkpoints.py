@@ -59,6 +59,11 @@ class ModelPair:
     def __getitem__(self, name: str) -> tf.keras.Model:
         return {"baseline": self.baseline, "adversarial": self.adversarial}[name]
 
+    @property
+    def image_size(self) -> int:
+        """The side of the square photos both models take (they share one architecture)."""
+        return int(self.baseline.input_shape[1])
+
 
 def checkpoint_dir(directory: str | os.PathLike | None = None) -> Path:
     """The folder to use: the argument, else ``$BEANGUARD_CHECKPOINT_DIR``, else ``checkpoints/``."""

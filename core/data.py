@@ -35,6 +35,7 @@ DEFAULT_IMAGE_SIZE = 64
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MIN_IMAGE_SIDE = 32  # pixels: below this an upload has too little detail to classify
 DOWNLOAD_SERVER = ("storage.googleapis.com", 443)  # where TFDS's beans builder downloads from
+DOWNLOAD_SERVER_ENV = "BEANS_DOWNLOAD_SERVER"  # "host:port" to test against instead (the tests point it at a closed port)
 CONNECT_TIMEOUT_S = 5.0
 OFFLINE_ADVICE = f"point {DATA_DIR_ENV} or --data-dir at a folder <root>/<split>/<class>/*.jpg"
 
@@ -50,6 +51,7 @@ class Split:
     images: np.ndarray
     labels: np.ndarray
     filenames: tuple[str, ...]
+    source: str = ""  # where the photos came from, in words a page can show ("TFDS beans", "the folder …")
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -85,7 +87,7 @@ def check_folder(root: Path, splits: tuple[str, ...] = SPLITS) -> None:
 def download_server_problem(address: tuple[str, int] | None = None, timeout: float = CONNECT_TIMEOUT_S) -> str | None:
     """Why the download server cannot be reached (None if a TCP connection opens) within ``timeout``
     seconds, name lookup included (``getaddrinfo`` has no timeout of its own, hence the thread)."""
-    host, port = address or DOWNLOAD_SERVER
+    host, port = address or download_server()
     outcome: list[str | None] = []
 
     def connect() -> None:
@@ -99,6 +101,17 @@ def download_server_problem(address: tuple[str, int] | None = None, timeout: flo
     worker.start()
     worker.join(timeout)
     return outcome[0] if outcome else f"no answer within {timeout:g} s"
+
+
+def download_server() -> tuple[str, int]:
+    """Where TFDS downloads Beans from: ``$BEANS_DOWNLOAD_SERVER`` ("host:port"), else Google's storage."""
+    configured = os.environ.get(DOWNLOAD_SERVER_ENV, "")
+    host, _, port = configured.rpartition(":")
+    return (host, int(port)) if host and port.isdigit() else DOWNLOAD_SERVER
+
+
+class OfflineError(DataError):
+    """Beans is not downloaded and its download server cannot be reached: this machine looks offline."""
 
 
 def _tfds_beans_prepared(tfds) -> bool:
@@ -124,8 +137,8 @@ def _raw_dataset(split: str, data_dir: Path | None) -> "tf.data.Dataset":
     if not _tfds_beans_prepared(tfds):
         problem = download_server_problem()
         if problem is not None:
-            host, port = DOWNLOAD_SERVER
-            raise DataError(
+            host, port = download_server()
+            raise OfflineError(
                 f"Beans is not downloaded yet and its download server {host}:{port} cannot be reached ({problem}): "
                 f"this machine looks offline. To work without network, {OFFLINE_ADVICE}."
             )
@@ -182,6 +195,7 @@ def load_split(split: str, image_size: int = DEFAULT_IMAGE_SIZE, data_dir: str |
         np.concatenate(images)[order].astype(np.float32),
         np.concatenate(labels)[order].astype(np.int64),
         tuple(os.path.basename(names[i]) for i in order),
+        source=f"the Beans folder {root}" if root is not None else "TFDS beans",
     )
 
 
@@ -230,7 +244,7 @@ def image_from_bytes(data: bytes, image_size: int, max_pixels: int = 40_000_000)
     except Image.DecompressionBombError as error:  # Pillow's own limit, checked before ours
         raise DataError(too_large) from error
     except UnidentifiedImageError as error:
-        raise DataError("The file is not an image Pillow can read (JPEG, PNG, GIF, WebP, ...).") from error
+        raise DataError("The file is not an image this page can read: use a JPEG, PNG, GIF or WebP photo.") from error
     except (OSError, SyntaxError, ValueError) as error:
         raise DataError(f"The image is damaged or truncated ({error}).") from error
     if min(picture.size) < MIN_IMAGE_SIDE:

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.attacks import Attack, attack
+from core.attacks import ATTACKERS, Attack, attack
 from core.compat import tf
 
 MIN_CONFIDENCE = 0.8  # "sure": the baseline gives the true class at least this probability
-ATTACKERS: tuple[str, ...] = ("baseline", "adversarial", "self")  # whose gradients; "self" = each its own
 CONDITIONS: tuple[str, ...] = ("baseline right and sure", "baseline fooled", "NSL right", "NSL holds")
 
 
@@ -115,15 +114,21 @@ def first_good_example(
     attacker: str = "baseline",
     min_confidence: float = MIN_CONFIDENCE,
     tries: int = 16,
+    hint: int | None = None,
 ) -> int | None:
     """A good example found cheaply, for a page that is opening: rank the photos by what both
     models say on the clean photos alone, then attack the likeliest ones *one at a time* (the
     single-photo graph the page needs anyway) until one is fooled and held. None if none of the
-    first ``tries`` is. :func:`find_good_examples` ranks them all, at the cost of attacking the split."""
+    first ``tries`` is. :func:`find_good_examples` ranks them all, at the cost of attacking the split.
+
+    ``hint``: a photo found good before (by an earlier server with the same models and photos); it
+    is checked first, on that one photo, so a restarted server opens at once on the same example."""
     if attacker not in ATTACKERS:  # before the clean pass, not after it
         raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}.")
     labels = np.asarray(labels, np.int64)
     models = {"baseline": baseline, "adversarial": adversarial}
+    if hint is not None and 0 <= hint < len(labels) and _is_good(models, images[hint : hint + 1], labels[hint : hint + 1], threat, attacker, min_confidence):
+        return int(hint)
     clean = {name: predict(model, images) for name, model in models.items()}
     rows = np.arange(len(labels))
     sure = (clean["baseline"].argmax(1) == labels) & (clean["baseline"][rows, labels] >= min_confidence) & (clean["adversarial"].argmax(1) == labels)
@@ -135,3 +140,12 @@ def first_good_example(
         if predict(baseline, seen["baseline"])[0].argmax() != label[0] and predict(adversarial, seen["adversarial"])[0].argmax() == label[0]:
             return int(index)
     return None
+
+
+def _is_good(models: dict[str, tf.keras.Model], photo: np.ndarray, label: np.ndarray, threat: Attack, attacker: str, min_confidence: float) -> bool:
+    """Every condition of a good example, checked on one photo (and its attacked versions)."""
+    clean = {name: predict(model, photo)[0] for name, model in models.items()}
+    if not (clean["baseline"].argmax() == label[0] and clean["baseline"][label[0]] >= min_confidence and clean["adversarial"].argmax() == label[0]):
+        return False
+    seen = _seen_by_each_model(models, photo, label, threat, attacker)
+    return predict(models["baseline"], seen["baseline"])[0].argmax() != label[0] and predict(models["adversarial"], seen["adversarial"])[0].argmax() == label[0]

@@ -91,13 +91,61 @@ def neighbor_config(
     )
 
 
+ATTACK_MODES = ("training", "inference")
+
+
+class _InferenceModeNeighbours(nsl.keras.AdversarialRegularization):
+    """NSL's wrapper, with its PGD neighbours found by the model in inference mode.
+
+    Why: NSL runs the training-time attack through the model in training mode, so every PGD step
+    normalises with the statistics of a half-attacked batch and moves the batch-norm running
+    statistics on points that are not training data. Adversarial-training recipes generate the
+    attack with batch norm in inference mode and train on the result in training mode (e.g. Pang et
+    al., ICLR 2021, "Bag of tricks for adversarial training"); this does that with NSL's own
+    neighbour generator (``nsl.lib.gen_adv_neighbor``) and loss bookkeeping, only the mode changes.
+    """
+
+    def call(self, inputs, **kwargs):
+        if not kwargs.get("training"):
+            return super().call(inputs, **kwargs)
+        labels, sample_weights = self._extract_labels_and_weights(inputs)
+        outputs, labeled_loss, metrics, tape = self._forward_pass(inputs, labels, sample_weights, kwargs)
+        self.add_loss(labeled_loss)
+        for value, aggregation, name in metrics:
+            self.add_metric(value, aggregation=aggregation, name=name)
+        features = self._remove_labels_and_weights(inputs)
+        neighbours, neighbour_weights = nsl.lib.gen_adv_neighbor(
+            features,
+            labeled_loss,
+            config=self.adv_config.adv_neighbor_config,
+            gradient_tape=tape,
+            pgd_model_fn=lambda x: self._call_base_model(x, training=False),
+            pgd_loss_fn=lambda y, predictions: self._compute_total_loss(y, predictions, sample_weights),
+            pgd_labels=labels,
+            use_while_loop=True,
+        )
+        adv_outputs = self._call_base_model(neighbours, **kwargs)  # the loss itself: training mode, as NSL does
+        if sample_weights is not None:
+            neighbour_weights = tf.math.multiply(sample_weights, neighbour_weights)
+        adv_loss = self._compute_total_loss(labels, adv_outputs, neighbour_weights)
+        scaled = self.adv_config.multiplier * adv_loss
+        self.add_loss(scaled)
+        self.add_metric(scaled, name="scaled_adversarial_loss", aggregation="mean")
+        return outputs
+
+
 def wrap_adversarial(
-    base_model: tf.keras.Model, multiplier: float, neighbors: "nsl.configs.AdvNeighborConfig"
+    base_model: tf.keras.Model, multiplier: float, neighbors: "nsl.configs.AdvNeighborConfig", attack_mode: str = "training"
 ) -> "nsl.keras.AdversarialRegularization":
     """NSL's wrapper: trains ``base_model`` on clean loss + multiplier * loss on PGD neighbours.
 
     The wrapper takes dict batches ``{"image": ..., "label": ...}``; the base model stays a plain
-    Keras model, which is what we save.
+    Keras model, which is what we save. ``attack_mode``: the mode the PGD neighbours are found in,
+    "training" (NSL's own) or "inference" (batch norm with its running statistics, see
+    :class:`_InferenceModeNeighbours`).
     """
+    if attack_mode not in ATTACK_MODES:
+        raise ValueError(f"Unknown attack mode {attack_mode!r}; expected one of {ATTACK_MODES}.")
     config = nsl.configs.AdvRegConfig(multiplier=multiplier, adv_neighbor_config=neighbors)
-    return nsl.keras.AdversarialRegularization(base_model, label_keys=[LABEL_NAME], adv_config=config)
+    wrapper = _InferenceModeNeighbours if attack_mode == "inference" else nsl.keras.AdversarialRegularization
+    return wrapper(base_model, label_keys=[LABEL_NAME], adv_config=config)

@@ -9,8 +9,12 @@ an app that retrained in place destroyed it. Now
   ``runs/`` in the repository, git-ignored) with ``core.checkpoints``' atomic save and
   ``metadata.json``. Training writes into a hidden ``.partial-<name>/`` folder that is renamed into
   place only once the pair is complete, so a listed run is always a complete run;
-- ``<runs>/active.json`` names the run every page shows (written atomically: one rename switches
-  the whole class). No pointer, or a pointer to a run that is gone, means the shipped pair;
+- which run every page shows is one value in the class store (``active_run``, through
+  ``Store.get_state/set_state``), so every replica of a school agrees and one write switches the
+  whole class. Without a store (a script, a single process) it is ``<runs>/active.json`` (written
+  atomically). An ``active.json`` left by an older Beanguard is honoured once: the first read that
+  finds the store empty copies it there and renames the file ``active.json.migrated``. No pointer,
+  or a pointer to a run that is gone, means the shipped pair;
 - the newest ``keep`` runs are kept (``$BEANGUARD_KEEP_RUNS``, default 10); older ones are pruned,
   never the one the class sees.
 
@@ -27,19 +31,29 @@ import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from core import checkpoints
+from core.attacks import budget_slug
+from core.paths import DEFAULT_RUNS_DIR, RUNS_DIR_ENV, runs_dir  # noqa: F401  (re-exported: where runs live)
 
-RUNS_DIR_ENV = "BEANGUARD_RUNS_DIR"
 KEEP_RUNS_ENV = "BEANGUARD_KEEP_RUNS"
-DEFAULT_RUNS_DIR = Path(__file__).resolve().parent.parent / "runs"
 DEFAULT_KEEP = 10
 EXAMPLES_FOLDER = "examples"  # inside the shipped checkpoint folder
 ACTIVE_FILE = "active.json"
+ACTIVE_STATE = "active_run"  # the class store's key for the run every page shows
+MIGRATED_SUFFIX = ".migrated"
 PARTIAL_PREFIX = ".partial-"
 SHIPPED_KEY = "shipped"
 KINDS = ("shipped", "example", "run")
+
+
+class StateStore(Protocol):
+    """What the pointer needs of the class store (``core.classroom.Store``; core.runs cannot import it)."""
+
+    def get_state(self, key: str) -> Any: ...
+
+    def set_state(self, key: str, value: Any) -> Any: ...
 
 
 class RunError(RuntimeError):
@@ -74,11 +88,6 @@ class Run:
             return checkpoints.load_metadata(self.folder)
         except checkpoints.CheckpointError:
             return {}
-
-
-def runs_dir(directory: str | os.PathLike | None = None) -> Path:
-    """The runs folder: the argument, else ``$BEANGUARD_RUNS_DIR``, else ``runs/`` in the repository."""
-    return Path(directory or os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
 
 def keep_runs(value: int | str | None = None) -> int:
@@ -130,37 +139,71 @@ def find_run(key: str, root: str | os.PathLike | None = None, checkpoint_dir: st
 # --- which run the class sees ----------------------------------------------------------------------
 
 
-def active_key(root: str | os.PathLike | None = None) -> str:
-    """What ``active.json`` names (one small read: cheap enough for every rerun of every page)."""
-    try:
-        pointer = json.loads((runs_dir(root) / ACTIVE_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return SHIPPED_KEY
+def _pointer_key(pointer: Any) -> str:
     key = pointer.get("run") if isinstance(pointer, dict) else None
     return key if isinstance(key, str) and key else SHIPPED_KEY
 
 
-def active_run(root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None) -> Run:
+def _file_key(root: str | os.PathLike | None) -> str | None:
+    """What ``active.json`` names (None when there is no readable file)."""
+    try:
+        return _pointer_key(json.loads((runs_dir(root) / ACTIVE_FILE).read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return None
+
+
+def _adopt_file(root: str | os.PathLike | None, store: StateStore) -> str:
+    """The store has no pointer yet: honour an older Beanguard's ``active.json`` once (copy it into
+    the store, rename the file), else the shipped pair (nothing written)."""
+    key = _file_key(root)
+    if key is None:
+        return SHIPPED_KEY
+    store.set_state(ACTIVE_STATE, {"run": key, "chosen_at": _now(), "from": ACTIVE_FILE})
+    try:
+        os.replace(runs_dir(root) / ACTIVE_FILE, runs_dir(root) / (ACTIVE_FILE + MIGRATED_SUFFIX))
+    except OSError:
+        pass  # another replica renamed it first
+    return key
+
+
+def active_key(root: str | os.PathLike | None = None, store: StateStore | None = None) -> str:
+    """The key of the run every page shows: the class store's ``active_run`` (one indexed read,
+    cheap enough for every rerun of every page), or ``active.json`` without a store."""
+    if store is None:
+        return _file_key(root) or SHIPPED_KEY
+    state = store.get_state(ACTIVE_STATE)
+    return _adopt_file(root, store) if state is None else _pointer_key(state.value)
+
+
+def active_run(root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None, store: StateStore | None = None) -> Run:
     """The run the class sees; the shipped pair when none was chosen or the chosen one is gone."""
-    key = active_key(root)
+    key = active_key(root, store)
     if key == SHIPPED_KEY:
         return shipped_run(checkpoint_dir)
     return find_run(key, root, checkpoint_dir) or shipped_run(checkpoint_dir)
 
 
-def set_active(key: str, root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None) -> Run:
-    """Show run ``key`` to every page (one atomic rename of ``active.json``)."""
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def set_active(key: str, root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None, store: StateStore | None = None) -> Run:
+    """Show run ``key`` to every page: one write to the class store (every replica reads it), or
+    one atomic rename of ``active.json`` without a store."""
     run = find_run(key, root, checkpoint_dir)
     if run is None:
         raise RunError(f"There is no run {key!r} any more; pick one from the list.")
-    chosen_at = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-    checkpoints.write_json_atomic({"run": run.key, "chosen_at": chosen_at}, runs_dir(root) / ACTIVE_FILE)
+    pointer = {"run": run.key, "chosen_at": _now()}
+    if store is not None:
+        store.set_state(ACTIVE_STATE, pointer)
+    else:
+        checkpoints.write_json_atomic(pointer, runs_dir(root) / ACTIVE_FILE)
     return run
 
 
-def restore_shipped(root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None) -> Run:
+def restore_shipped(root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None, store: StateStore | None = None) -> Run:
     """Every page goes back to the shipped pair (which no retraining ever touched)."""
-    return set_active(SHIPPED_KEY, root, checkpoint_dir)
+    return set_active(SHIPPED_KEY, root, checkpoint_dir, store)
 
 
 # --- creating, pruning and deleting runs -----------------------------------------------------------
@@ -172,11 +215,8 @@ def _slug(text: str, limit: int = 40) -> str:
 
 def short_name(config: Any) -> str:
     """``nsl-x0.2-linf-8of255``: what a training config changes, readable in a folder name."""
-    norm = getattr(config, "adv_norm", "infinity")
-    epsilon = float(getattr(config, "adv_epsilon", 0.0))
-    budget = f"{epsilon * 255:g}of255" if norm == "infinity" else f"{epsilon:g}"
-    norm_name = {"infinity": "linf"}.get(norm, norm)
-    return _slug(f"nsl-x{float(getattr(config, 'multiplier', 0.0)):g}-{norm_name}-{budget}")
+    budget = budget_slug(getattr(config, "adv_norm", "infinity"), float(getattr(config, "adv_epsilon", 0.0)))
+    return _slug(f"nsl-x{float(getattr(config, 'multiplier', 0.0)):g}-{budget}")
 
 
 def new_run_name(label: str, root: str | os.PathLike | None = None, now: _dt.datetime | None = None) -> str:
@@ -211,23 +251,23 @@ def discard_partial(name: str, root: str | os.PathLike | None = None) -> None:
     shutil.rmtree(runs_dir(root) / f"{PARTIAL_PREFIX}{name}", ignore_errors=True)
 
 
-def delete_run(key: str, root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None) -> Run:
+def delete_run(key: str, root: str | os.PathLike | None = None, checkpoint_dir: str | os.PathLike | None = None, store: StateStore | None = None) -> Run:
     """Delete a retraining run; the shipped pair, the examples and the run the class sees are refused."""
     run = find_run(key, root, checkpoint_dir)
     if run is None:
         raise RunError(f"There is no run {key!r} to delete.")
     if run.read_only:
         raise RunError(f"{run.title} is part of the repository and cannot be deleted.")
-    if run.key == active_key(root):
+    if run.key == active_key(root, store):
         raise RunError(f"{run.title} is what the class sees; show another run (or restore the shipped models) first.")
     shutil.rmtree(run.folder)
     return run
 
 
-def prune(keep: int | None = None, root: str | os.PathLike | None = None) -> list[str]:
+def prune(keep: int | None = None, root: str | os.PathLike | None = None, store: StateStore | None = None) -> list[str]:
     """Delete the oldest retraining runs beyond the newest ``keep``, never the active one; returns their names."""
     keep = keep_runs(keep)
-    active = active_key(root)
+    active = active_key(root, store)
     runs = trained_runs(root)
     removable = [run for run in runs[: max(0, len(runs) - keep)] if run.key != active]
     for run in removable:

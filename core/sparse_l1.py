@@ -104,31 +104,40 @@ def slide_direction(gradient: tf.Tensor, current: tf.Tensor, fraction: float | N
     return tf.reshape(direction, shape)
 
 
-def _losses_and_gradient(logits: tf.keras.Model, images: tf.Tensor, labels: tf.Tensor):
+def _cross_entropy(logits: tf.keras.Model, images: tf.Tensor, labels: tf.Tensor, targeted: bool) -> tf.Tensor:
+    """The loss the attack raises: CE on the true labels, or -CE on the targets when ``targeted``."""
+    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits(images, training=False))
+    return -losses if targeted else losses
+
+
+def _losses_and_gradient(logits: tf.keras.Model, images: tf.Tensor, labels: tf.Tensor, targeted: bool = False):
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(images)
-        losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits(images, training=False))
+        losses = _cross_entropy(logits, images, labels, targeted)
         total = tf.reduce_sum(losses)
     return losses, tape.gradient(total, images)
 
 
-def _run_sparse_l1(logits, images, labels, step_size, epsilon, iterations: int):
-    """One trace per (logits model, iterations, batch shape)."""
+def _run_sparse_l1(logits, images, labels, step_size, epsilon, iterations: int, targeted: bool = False):
+    """One trace per (logits model, iterations, targeted, batch shape); ``step_size`` and ``epsilon``
+    are one value for all images or one per image."""
+    epsilon = tf.reshape(epsilon, [-1, 1])  # against per-image (N, 1) sizes; a scalar broadcasts
+    step_size = tf.reshape(step_size, [-1, 1, 1, 1])
     if iterations == 1:
-        _, gradient = _losses_and_gradient(logits, images, labels)
-        delta = steepest_l1_step(gradient, images, tf.minimum(step_size, epsilon), ONE_STEP_MAX_CHANGE)
+        _, gradient = _losses_and_gradient(logits, images, labels, targeted)
+        delta = steepest_l1_step(gradient, images, tf.minimum(step_size[:, :, 0, 0], epsilon), ONE_STEP_MAX_CHANGE)
         return tf.clip_by_value(images + project_l1_box(delta, images, epsilon), 0.0, 1.0)
     best = images
     best_loss = tf.fill(tf.shape(labels), tf.constant(-float("inf")))
     current = images
     for _ in tf.range(iterations):
-        losses, gradient = _losses_and_gradient(logits, current, labels)
+        losses, gradient = _losses_and_gradient(logits, current, labels, targeted)
         better = losses > best_loss
         best = tf.where(better[:, None, None, None], current, best)
         best_loss = tf.where(better, losses, best_loss)
         stepped = current - images + step_size * slide_direction(gradient, current)
         current = tf.clip_by_value(images + project_l1_box(stepped, images, epsilon), 0.0, 1.0)
-    losses = tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits(current, training=False))
+    losses = _cross_entropy(logits, current, labels, targeted)
     return tf.where((losses > best_loss)[:, None, None, None], current, best)
 
 
@@ -142,8 +151,12 @@ def sparse_l1_attack(
     step_size: float | tf.Tensor,
     epsilon: float | tf.Tensor,
     iterations: int = 1,
+    targeted: bool = False,
 ) -> tf.Tensor:
-    """Adversarial ``images`` within L1 budget ``epsilon``: greedy fill for 1 iteration, else SLIDE."""
+    """Adversarial ``images`` within L1 budget ``epsilon``: greedy fill for 1 iteration, else SLIDE.
+
+    ``targeted``: ``labels`` are target classes, and the attack lowers their loss instead.
+    """
     return _sparse_l1_graph(
         logits_model(model),
         tf.convert_to_tensor(images, tf.float32),
@@ -151,4 +164,5 @@ def sparse_l1_attack(
         tf.convert_to_tensor(step_size, tf.float32),
         tf.convert_to_tensor(epsilon, tf.float32) * (1.0 - _ROUNDING_MARGIN),
         int(iterations),
+        bool(targeted),
     )

@@ -17,23 +17,27 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import datetime as _dt
-import json
 import shutil
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from core import checkpoints, data
-from core.attacks import Attack, attack
+from core.attacks import Attack
+from core.callbacks import EpochReporter, WeightAverage
 from core.compat import nsl, tf
+from core.distribute import STRATEGIES, DistributionError, distribution_summary, get_strategy, global_batch_size, machine_summary, strategy_is_chief
 from core.models import ARCHITECTURES, DEFAULT_ARCH, INPUT_NAME, LABEL_NAME, build_cnn, neighbor_config, wrap_adversarial
+from core.progress import EpochCallback, EpochReport, ProgressLog
 
-STRATEGIES = ("default", "mirrored", "multiworker")
+
+# How a run is started as its own process: this Python, this package's command line.
+LAUNCHER: tuple[str, ...] = (sys.executable, "-m", "core.train")
 
 
 def _knob(default: Any, help: str, **extra: Any) -> Any:
@@ -52,15 +56,15 @@ class TrainConfig:
 
     arch: str = _knob(DEFAULT_ARCH, "network both models share", choices=tuple(ARCHITECTURES))
     image_size: int = _knob(data.DEFAULT_IMAGE_SIZE, "input size in pixels (square)")
-    epochs: int = _knob(40, "epochs of the baseline (0: keep the baseline from --init-from)")
-    adversarial_epochs: int = _knob(160, "epochs of the adversarial (NSL) model")
+    epochs: int = _knob(40, "epochs of the baseline (0: keep the starting baseline as it is)")
+    adversarial_epochs: int = _knob(160, "epochs of the NSL model")
     batch_size: int = _knob(32, "global batch size")
     learning_rate: float = _knob(2e-3, "peak learning rate (Adam, cosine decay to 0)")
-    multiplier: float = _knob(1.0, "NSL multiplier: weight of the loss on attacked neighbours")
-    adv_step_size: float = _knob(7.0 / 255 * 5 / 6, "size of one step of the training attack")
-    adv_norm: str = _knob("infinity", "norm of the training attack", choices=("infinity", "l2", "l1"))
-    pgd_iterations: int = _knob(3, "steps of the training attack (1 = FGSM)")
-    adv_epsilon: float = _knob(7.0 / 255, "budget ε of the training attack (PGD projects into this ball)")
+    multiplier: float = _knob(1.0, "how much the attacked photos count in the NSL model's training (the NSL multiplier)")
+    adv_step_size: float = _knob(7.0 / 255 * 5 / 6, "size of each step of the attack the NSL model trains against")
+    adv_norm: str = _knob("infinity", "how the change of the attack the NSL model trains against is measured (its norm)", choices=("infinity", "l2", "l1"))
+    pgd_iterations: int = _knob(3, "steps of the attack the NSL model trains against (1 = one big step, FGSM)")
+    adv_epsilon: float = _knob(7.0 / 255, "budget ε of the attack the NSL model trains against")
     weight_averaging: float = _knob(0.99, "decay of the moving average of the weights that is kept (0: off)")
     seed: int = _knob(0, "random seed")
     strategy: str = _knob("default", "tf.distribute strategy; --batch-size is split evenly across replicas", choices=STRATEGIES)
@@ -69,6 +73,11 @@ class TrainConfig:
     # this many steps, L-inf, adv_epsilon); 0 keeps the best clean accuracy, like the baseline.
     selection_pgd_iterations: int = _knob(5, "PGD steps of the validation attack that picks the adversarial model's epoch (0: clean accuracy only)")
     init_from: str = _knob("", "checkpoint folder whose weights both models start from ('' = from scratch)")
+    noise_sigma: float = _knob(0.0, "spread σ of Gaussian noise added to every training photo, in [0, 1] pixel units (0: none); for randomized smoothing")
+
+    def __post_init__(self) -> None:
+        if not self.noise_sigma >= 0:
+            raise ValueError(f"The training noise's spread (noise_sigma) must be 0 or more, got {self.noise_sigma}.")
 
     def neighbor_config(self) -> "nsl.configs.AdvNeighborConfig":
         return neighbor_config(self.adv_step_size, self.adv_norm, self.pgd_iterations, self.adv_epsilon)
@@ -86,90 +95,15 @@ RECIPES: dict[str, TrainConfig] = {
 }
 
 
-@dataclass(frozen=True)
-class EpochReport:
-    """One finished epoch of one model: what a progress bar shows."""
-
-    model: str  # "baseline" or "adversarial"
-    epoch: int  # 1-based
-    epochs: int
-    seconds: float
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
-EpochCallback = Callable[[EpochReport], None]
-
-
-class DistributionError(ValueError):
-    """The batch size does not fit the strategy's replicas; the message says what would."""
-
-
-_created_strategies: dict[str, tf.distribute.Strategy] = {}
-
-
-def get_strategy(name: str) -> tf.distribute.Strategy:
-    """TensorFlow's own distribution: one device, all local devices, or workers from TF_CONFIG.
-
-    One object per name and process, made on first use: MultiWorkerMirroredStrategy configures the
-    collective ops at startup (so call this before any other TensorFlow op) and cannot be made
-    twice; a second MirroredStrategy reuses the first one's collective instance keys, and its
-    all-reduce fails ("Shape mismatch in the collective instance") when the two train different models.
-    """
-    if name == "default":
-        return tf.distribute.get_strategy()
-    if name not in _created_strategies:
-        if name == "mirrored":
-            _created_strategies[name] = tf.distribute.MirroredStrategy()
-        elif name == "multiworker":
-            _created_strategies[name] = tf.distribute.MultiWorkerMirroredStrategy()
-        else:
-            raise ValueError(f"Unknown strategy {name!r}; expected one of {STRATEGIES}.")
-    return _created_strategies[name]
-
-
-def global_batch_size(requested: int, train_size: int, replicas: int) -> int:
-    """The batch all replicas together take per step; each replica gets an equal share of it.
-
-    NSL's random PGD start needs a static batch dimension, so every replica must see the same
-    number of examples: the batch must divide evenly. A training set smaller than the batch
-    shrinks it to the largest multiple of ``replicas`` that fits.
-    """
-    if requested % replicas:
-        choices = sorted({max(replicas, requested - requested % replicas), requested + replicas - requested % replicas})
-        raise DistributionError(
-            f"--batch-size {requested} is the global batch and must split evenly across the {replicas} replicas "
-            f"(NSL's PGD needs the same static batch on every replica); use {' or '.join(map(str, choices))}."
-        )
-    batch = min(requested, train_size - train_size % replicas)
-    if batch < replicas:
-        raise DistributionError(f"{train_size} training images cannot fill one example on each of {replicas} replicas.")
-    return batch
-
-
-def is_chief(task_type: str | None, task_id: int | None, cluster_jobs: list[str] | tuple[str, ...] = ()) -> bool:
-    """Whether this worker writes the checkpoints (Keras' rule): the "chief", else worker 0 when
-    the cluster has no chief; a single process with no cluster is its own chief."""
-    if task_type in (None, "chief"):
-        return True
-    return task_type == "worker" and task_id == 0 and "chief" not in cluster_jobs
-
-
-def strategy_is_chief(strategy: tf.distribute.Strategy) -> bool:
-    """:func:`is_chief` for a strategy; only MultiWorkerMirroredStrategy has other workers."""
-    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) or strategy.cluster_resolver is None:
-        return True
-    resolver = strategy.cluster_resolver
-    return is_chief(resolver.task_type, resolver.task_id, resolver.cluster_spec().jobs)
-
-
-def augment(images: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """Leaves have no up or left: flips and quarter turns, plus mild lighting changes."""
+def augment(images: tf.Tensor, labels: tf.Tensor, noise_sigma: float = 0.0) -> tuple[tf.Tensor, tf.Tensor]:
+    """Leaves have no up or left: flips and quarter turns, plus mild lighting changes. With ``noise_sigma``, Gaussian
+    noise after the clip, as ``core.certify`` adds it: a smoothed model is only as good as its model on noisy photos."""
     images = tf.image.random_flip_left_right(images)
     images = tf.image.random_flip_up_down(images)
     images = tf.image.rot90(images, tf.random.uniform([], 0, 4, tf.int32))
     images = tf.image.random_brightness(images, 0.1)
-    images = tf.image.random_contrast(images, 0.9, 1.1)
-    return tf.clip_by_value(images, 0.0, 1.0), labels
+    images = tf.clip_by_value(tf.image.random_contrast(images, 0.9, 1.1), 0.0, 1.0)
+    return (images + tf.random.normal(tf.shape(images), stddev=noise_sigma) if noise_sigma > 0 else images), labels
 
 
 def steps_per_epoch(train_size: int, batch_size: int) -> int:
@@ -178,7 +112,7 @@ def steps_per_epoch(train_size: int, batch_size: int) -> int:
 
 
 def training_dataset(
-    split: data.Split, batch_size: int, seed: int, as_dict: bool, strategy: tf.distribute.Strategy | None = None
+    split: data.Split, batch_size: int, seed: int, as_dict: bool, strategy: tf.distribute.Strategy | None = None, noise_sigma: float = 0.0
 ) -> "tf.data.Dataset | tf.distribute.DistributedDataset":
     """Shuffled, augmented batches; dicts ``{"image", "label"}`` for NSL's wrapper.
 
@@ -201,109 +135,13 @@ def training_dataset(
         if context.num_input_pipelines > 1:
             dataset = dataset.shard(context.num_input_pipelines, context.input_pipeline_id)
         # A static batch size: NSL's random PGD start cannot handle an unknown batch dimension.
-        dataset = dataset.map(augment, num_parallel_calls=tf.data.AUTOTUNE).batch(per_replica_batch, drop_remainder=True)
+        dataset = dataset.map(lambda x, y: augment(x, y, noise_sigma), num_parallel_calls=tf.data.AUTOTUNE).batch(per_replica_batch, drop_remainder=True)
         dataset = dataset.repeat()  # one pass is exactly one epoch of ``steps``; fit needs steps for distributed data
         if as_dict:
             dataset = dataset.map(lambda images, labels: {INPUT_NAME: images, LABEL_NAME: labels})
         return dataset.prefetch(tf.data.AUTOTUNE)
 
     return strategy.distribute_datasets_from_function(per_worker)  # the default strategy: per_worker's dataset
-
-
-class WeightAverage(tf.keras.callbacks.Callback):
-    """An exponential moving average of every weight (batch-norm statistics included).
-
-    Why: on 1034 images the weights of one epoch are noisy; their average is both more accurate
-    and, for adversarial training, more robust (Izmailov et al. 2018; Gowal et al. 2020), and
-    needs no choice of epoch on the 133 validation images. Updated after every batch.
-    """
-
-    def __init__(self, base_model: tf.keras.Model, decay: float):
-        super().__init__()
-        self.base_model, self.decay = base_model, decay
-        self.averages: list[tf.Variable] = []
-        self.updates = 0
-
-    def on_train_begin(self, logs=None):
-        self.averages = [tf.Variable(weight, trainable=False) for weight in self.base_model.weights]
-        self.updates = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.updates += 1
-        # Early on, average with a shorter memory (as in TF's ExponentialMovingAverage num_updates).
-        decay = min(self.decay, (1.0 + self.updates) / (10.0 + self.updates))
-        for average, weight in zip(self.averages, self.base_model.weights):
-            average.assign(decay * average + (1.0 - decay) * tf.cast(weight, average.dtype))
-
-    def averaged(self) -> list[np.ndarray]:
-        return [average.numpy() for average in self.averages]
-
-
-class _Reporter(tf.keras.callbacks.Callback):
-    """Times each epoch, forwards it to ``on_epoch`` and keeps the best weights on validation.
-
-    With weight averaging, the averaged weights are the candidate of each epoch.
-    """
-
-    def __init__(
-        self,
-        name: str,
-        epochs: int,
-        base_model: tf.keras.Model,
-        validation: data.Split,
-        on_epoch: EpochCallback | None,
-        robust_threat: Attack | None = None,
-        average: WeightAverage | None = None,
-    ):
-        super().__init__()
-        self.name, self.epochs, self.base_model = name, epochs, base_model
-        self.validation, self.on_epoch, self.robust_threat = validation, on_epoch, robust_threat
-        self.average = average
-        self.best_accuracy, self.best_weights, self.best_epoch = -1.0, None, 0
-        self.best_score = -1.0
-        self.criterion = "val_accuracy" if robust_threat is None else f"val_accuracy + val accuracy under {robust_threat.label}"
-        if average is not None:
-            self.criterion += f" (weights averaged, decay {average.decay:g})"
-        self.reports: list[EpochReport] = []
-        self.replicas = 0
-
-    def on_train_begin(self, logs=None):
-        # What ``fit`` really distributed over: the trained model's own strategy.
-        self.replicas = self.model.distribute_strategy.num_replicas_in_sync
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.started = time.perf_counter()
-
-    def _validate(self) -> dict[str, float]:
-        probabilities = self.base_model.predict(self.validation.images, batch_size=256, verbose=0)
-        metrics = {"val_accuracy": float((probabilities.argmax(axis=1) == self.validation.labels).mean())}
-        if self.robust_threat is not None:  # a robust model is chosen for robustness too, not clean accuracy alone
-            attacked = attack(self.validation.images, self.validation.labels, self.base_model, self.robust_threat)
-            predicted = self.base_model.predict(attacked, batch_size=256, verbose=0).argmax(axis=1)
-            metrics["val_robust_accuracy"] = float((predicted == self.validation.labels).mean())
-        return metrics
-
-    def on_epoch_end(self, epoch, logs=None):
-        metrics = {key: float(value) for key, value in (logs or {}).items()}
-        current = None
-        if self.average is not None:
-            current = self.base_model.get_weights()
-            self.base_model.set_weights(self.average.averaged())
-        metrics.update(self._validate())
-        score = metrics["val_accuracy"] + metrics.get("val_robust_accuracy", 0.0)
-        if score >= self.best_score:  # ties go to the later, better-trained epoch
-            self.best_score, self.best_accuracy = score, metrics["val_accuracy"]
-            self.best_weights, self.best_epoch = self.base_model.get_weights(), epoch + 1
-        if current is not None:
-            self.base_model.set_weights(current)
-        report = EpochReport(self.name, epoch + 1, self.epochs, time.perf_counter() - self.started, metrics)
-        self.reports.append(report)
-        if self.on_epoch is not None:
-            self.on_epoch(report)
-
-    def on_train_end(self, logs=None):
-        if self.best_weights is not None:
-            self.base_model.set_weights(self.best_weights)
 
 
 def _optimizer(config: TrainConfig, train_size: int, epochs: int) -> tf.keras.optimizers.Optimizer:
@@ -319,7 +157,7 @@ def fit_model(
     on_epoch: EpochCallback | None = None,
     initial_weights: list[np.ndarray] | None = None,
     strategy: tf.distribute.Strategy | None = None,
-) -> tuple[tf.keras.Model, _Reporter]:
+) -> tuple[tf.keras.Model, EpochReporter]:
     """Train one model (``kind`` = "baseline" or "adversarial"); return the plain Keras model.
 
     Both kinds share seed and architecture; the adversarial one is trained through
@@ -352,10 +190,10 @@ def fit_model(
     if kind == "adversarial" and config.selection_pgd_iterations > 0:
         robust_threat = Attack("infinity", config.adv_epsilon, config.selection_pgd_iterations)
     average = WeightAverage(base_model, config.weight_averaging) if config.weight_averaging > 0 else None
-    reporter = _Reporter(kind, epochs, base_model, validation, on_epoch, robust_threat, average)
+    reporter = EpochReporter(kind, epochs, base_model, validation, on_epoch, robust_threat, average)
     if epochs == 0:
         return base_model, reporter
-    batches = training_dataset(train, batch_size, config.seed, as_dict=kind == "adversarial", strategy=strategy)
+    batches = training_dataset(train, batch_size, config.seed, as_dict=kind == "adversarial", strategy=strategy, noise_sigma=config.noise_sigma)
     callbacks = [average, reporter] if average is not None else [reporter]
     trained.fit(batches, epochs=epochs, steps_per_epoch=steps_per_epoch(len(train), batch_size), callbacks=callbacks, verbose=0)
     return base_model, reporter
@@ -366,7 +204,7 @@ def starting_weights(config: TrainConfig) -> dict[str, list[np.ndarray]]:
     if not config.init_from:
         return {}
     pair = checkpoints.load_pair(config.init_from)
-    size = int(pair.baseline.input_shape[1])
+    size = pair.image_size
     arch = pair.metadata.get("config", {}).get("arch", "seed")
     if size != config.image_size or arch != config.arch:
         raise ValueError(
@@ -429,7 +267,7 @@ def train_pair(
         "selection": selection,
         "timing": {"data_seconds": round(load_seconds, 2), "total_train_seconds": round(train_seconds, 2), **timings},
         "machine": machine_summary(),
-        "distribution": distribution_summary(strategy, config, len(train), replicas),
+        "distribution": distribution_summary(strategy, config.strategy, config.batch_size, len(train), replicas),
     }
     if evaluate:
         from core.evaluate import evaluate_pair
@@ -446,51 +284,6 @@ def train_pair(
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
     return metadata
-
-
-def machine_summary() -> dict[str, Any]:
-    """Where a run trained: the README's training times are only comparable on the same machine."""
-    import os
-    import platform
-
-    gpus = [device.name for device in tf.config.list_physical_devices("GPU")]
-    return {"host_cpus": os.cpu_count(), "gpus": gpus, "platform": platform.platform(), "tensorflow": tf.__version__}
-
-
-def distribution_summary(
-    strategy: tf.distribute.Strategy, config: TrainConfig, train_size: int, replicas_by_model: dict[str, int]
-) -> dict[str, Any]:
-    """What the metadata says about how training was spread: strategy, replicas, batch shares."""
-    replicas = strategy.num_replicas_in_sync
-    batch = global_batch_size(config.batch_size, train_size, replicas)
-    workers = 1
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and strategy.cluster_resolver is not None:
-        jobs = strategy.cluster_resolver.cluster_spec().as_dict()
-        workers = max(1, len(jobs.get("chief", [])) + len(jobs.get("worker", [])))
-    return {
-        "strategy": config.strategy,
-        "strategy_class": type(strategy).__name__,
-        "replicas": replicas,
-        "replicas_by_model": replicas_by_model,
-        "workers": workers,
-        "global_batch_size": batch,
-        "per_replica_batch_size": batch // replicas,
-        "chief": strategy_is_chief(strategy),
-    }
-
-
-class ProgressLog:
-    """JSON lines another process can follow (the dashboard runs training as a subprocess)."""
-
-    def __init__(self, path: str | Path | None):
-        self.path = Path(path) if path else None
-
-    def write(self, record: dict[str, Any]) -> None:
-        if self.path is None:
-            return
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"time": time.time(), **record}) + "\n")
-            handle.flush()
 
 
 def _flag(name: str) -> str:
@@ -536,6 +329,26 @@ def config_arguments(config: TrainConfig) -> list[str]:
     return arguments
 
 
+def command(
+    config: TrainConfig,
+    output_dir: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    progress_file: str | Path | None = None,
+    evaluate: bool = True,
+    launcher: tuple[str, ...] | None = None,
+) -> list[str]:
+    """The whole ``python -m core.train`` command line that trains ``config`` (the one argv builder:
+    the dashboard's retraining, the tests and ``bench/bench_train.py`` all start runs with it).
+    ``launcher`` replaces ``python -m core.train`` (a test's wrapper script that injects a fault)."""
+    argv = [*(launcher or LAUNCHER), *config_arguments(config)]
+    for flag, value in (("--output-dir", output_dir), ("--data-dir", data_dir), ("--progress-file", progress_file)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if not evaluate:
+        argv.append("--no-evaluate")
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -544,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
     log = ProgressLog(args.progress_file)
 
     def show(report: EpochReport) -> None:
-        log.write({"event": "epoch", **dataclasses.asdict(report)})
+        log.epoch(report)
         bar = bars.get(report.model)
         if bar is None:
             bar = bars[report.model] = tqdm(total=report.epochs, desc=f"{report.model:>11}", unit="epoch", file=sys.stdout)

@@ -14,83 +14,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from core.activations import predict_with_activations
-from core.attacks import CORRUPTIONS, NORMS, Attack, attack, corrupt, norm_symbol, perturbation_norm
+from core.attacks import CORRUPTIONS, NORMS, attack, corrupt, perturbation_norm
 from core.checkpoints import ModelPair
 from core.evaluate import CURVE_EPSILONS
 from core.explain import METHODS as EXPLAIN_METHODS, explain
 
-MODEL_NAMES: tuple[str, ...] = ("baseline", "adversarial")
-MODEL_SHORT = {"baseline": "baseline", "adversarial": "NSL model"}  # one name per model, in every sentence
-SOURCES: tuple[str, ...] = ("baseline", "adversarial", "self")
-KINDS: tuple[str, ...] = ("attack", "corruption")
-CORRUPTION_SEED = 0  # the same noise for every rerun, so moving a slider back shows the same picture
-
-
-@dataclass(frozen=True)
-class AttackSettings:
-    """Everything the sidebar's attack controls decide, in model units (epsilon in [0, 1] pixels)."""
-
-    kind: str = "attack"  # "attack" (gradient-based) or "corruption" (natural)
-    norm: str = "infinity"
-    epsilon: float = 8.0 / 255
-    iterations: int = 1  # 1 = FGSM, more = PGD
-    source: str = "baseline"  # whose gradients: "baseline", "adversarial" or "self" (each its own)
-    corruption: str = "gaussian_noise"
-    severity: int = 3
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}.")
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}.")
-        if self.source not in SOURCES:
-            raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}.")
-        if self.corruption not in CORRUPTIONS:
-            raise ValueError(f"corruption must be one of {CORRUPTIONS}, got {self.corruption!r}.")
-
-    @property
-    def threat(self) -> Attack:
-        return Attack(self.norm, float(self.epsilon), int(self.iterations))
-
-    def attacker_for(self, model_name: str) -> str | None:
-        """The model whose gradients made the input ``model_name`` sees (None for corruptions)."""
-        if self.kind == "corruption":
-            return None
-        return model_name if self.source == "self" else self.source
-
-    @property
-    def name(self) -> str:
-        """Short: "FGSM", "PGD-10" or the corruption's name."""
-        if self.kind == "corruption":
-            return corruption_title(self.corruption)
-        return "FGSM" if self.iterations == 1 else f"PGD-{self.iterations}"
-
-    @property
-    def short_label(self) -> str:
-        """One line for a caption: "FGSM L∞, budget ε 8/255" or "Blur, severity 3 of 5"."""
-        if self.kind == "corruption":
-            return f"{corruption_title(self.corruption)}, severity {self.severity} of 5"
-        return f"{self.name} {norm_symbol(self.norm)}, budget ε {format_epsilon(self.norm, self.epsilon)}"
-
-    @property
-    def description(self) -> str:
-        """One line a student can read aloud: what was done to the image, and by whom."""
-        if self.kind == "corruption":
-            return f"{self.short_label} (no model involved)"
-        who = {
-            "baseline": "computed on the baseline and shown to both models",
-            "adversarial": "computed on the NSL model and shown to both models",
-            "self": "each model attacked through its own gradients",
-        }[self.source]
-        return f"{self.short_label}, {who}"
-
-    def threat_model(self, model_name: str) -> str:
-        """White-box (the attacker is the model itself), transfer, or a natural corruption."""
-        attacker = self.attacker_for(model_name)
-        if attacker is None:
-            return "natural corruption"
-        return "white-box" if attacker == model_name else f"transfer from the {MODEL_SHORT[attacker]}"
-
+from dashboard.settings import CORRUPTION_SEED, MODEL_NAMES, AttackSettings
 
 @dataclass(frozen=True)
 class Perturbation:
@@ -133,17 +62,8 @@ class Interaction:
     outcomes: dict[str, ModelOutcome]
 
     @property
-    def shared_perturbation(self) -> bool:
-        """True when both models saw the same perturbed image (one attacker, or a corruption)."""
-        return self.settings.kind == "corruption" or self.settings.source != "self"
-
-    @property
     def layer_names(self) -> list[str]:
         return list(self.outcomes[MODEL_NAMES[0]].clean_maps)
-
-
-def corruption_title(kind: str) -> str:
-    return {"gaussian_noise": "Gaussian noise", "blur": "Blur", "jpeg": "JPEG compression", "misalignment": "Misalignment"}[kind]
 
 
 def _own_prediction(model, image: np.ndarray) -> int:
@@ -225,11 +145,12 @@ def explain_interaction(pair: ModelPair, result: Interaction, method: str = "gra
 def warm_up_plan(pgd_steps: Sequence[int], default_steps: int) -> list[AttackSettings]:
     """Every attack graph the controls can reach (each model attacked through its own gradients
     covers both attackers), most likely first: FGSM, PGD at the default step count, corruptions,
-    then the other step counts."""
+    then the other step counts, then the same aimed at a class (a targeted attack is its own graph)."""
     others = [steps for steps in pgd_steps if steps != default_steps]
-    plan = [AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], iterations=steps, source="self") for steps in (1, default_steps) for norm in NORMS]
+    plan = [AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], iterations=steps, attacker="self") for steps in (1, default_steps) for norm in NORMS]
     plan += [AttackSettings(kind="corruption", corruption=kind, severity=1) for kind in CORRUPTIONS]
-    plan += [AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], iterations=steps, source="self") for steps in others for norm in NORMS]
+    plan += [AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], iterations=steps, attacker="self") for steps in others for norm in NORMS]
+    plan += [AttackSettings(norm=norm, epsilon=CURVE_EPSILONS[norm][1], iterations=steps, attacker="self", target=0) for steps in (1, *pgd_steps) for norm in NORMS]
     return plan
 
 
@@ -254,9 +175,3 @@ def warm_up(
                 explain_interaction(pair, result, method)
         if on_step is not None:
             on_step(done, len(plan))
-
-
-def format_epsilon(norm: str, epsilon: float) -> str:
-    """A budget or a measured size: L∞ in brightness steps out of 255 ("8/255", "7.94/255"); L2 and
-    L1 as plain numbers. The one formatter for these everywhere on the page."""
-    return f"{epsilon * 255:.3g}/255" if norm == "infinity" else f"{epsilon:.3g}"

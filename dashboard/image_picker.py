@@ -1,5 +1,5 @@
-"""Section 1, "Pick a leaf photo": a test photo by class and number, a good example, a random one,
-or your own photo.
+"""Section "Pick a leaf photo" (sidebar): a test photo by class and number, a good example, a random
+one, or your own photo.
 
 "Show me a good example" asks ``core.examples`` (through the caller's ``good_examples``) for the next
 test photo that tells the lesson's story at the current settings; the first load of a page opens on
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import random
-from dataclasses import dataclass
 from typing import Callable, MutableMapping, Sequence
 
 import numpy as np
@@ -19,7 +18,9 @@ import streamlit as st
 from core.data import Split
 from core.examples import CONDITIONS, GoodExamples
 
+from dashboard.page import Sample, test_photo_key
 from dashboard.resources import decode_uploaded_file, ood_reference
+from dashboard.settings import PENDING_IMAGE, PENDING_NOTE, UPLOAD_REFUSED
 from dashboard.uploads import ACCEPTED_TYPES, crop_note, familiarity_warning, preview_with_crop
 from dashboard.wording import class_title
 
@@ -27,19 +28,6 @@ NOT_KNOWN = -1
 NOTE_KEY = "picker_note"  # one sentence about why this photo is shown, until the next choice
 STARTED_KEY = "picker_started"  # the page has opened on its first photo (cleared by "reset all")
 WANTED_KEY = "picker_wants_example"  # "Show me a good example" was pressed on this test photo index
-PENDING_IMAGE = "url_image"  # a shared link's photo (file name), set by dashboard.page_state
-
-
-@dataclass(frozen=True)
-class Sample:
-    """The image every panel works on, and what we know about it."""
-
-    image: np.ndarray  # model input (H, W, 3) in [0, 1]
-    true_label: int | None
-    key: str  # identifies the pixels for caches: "test/<file>/<index>" or "upload/<sha1>"
-    title: str
-    filename: str | None = None  # test photos only: what a shared link names
-    warning: str | None = None  # e.g. "this does not look like the bean leaves…", shown next to the predictions
 
 
 def index_key(label: int) -> str:
@@ -58,11 +46,12 @@ def select_test_image(state: MutableMapping, split: Split, index: int) -> None:
 def resolve_pending_image(split: Split) -> None:
     """A shared link's photo (by file name) becomes the picker's choice; an unknown name is said so."""
     filename = st.session_state.pop(PENDING_IMAGE, None)
+    note = st.session_state.pop(PENDING_NOTE, "The photo from the link.")
     if filename is None:
         return
     if filename in split.filenames:
         select_test_image(st.session_state, split, split.filenames.index(filename))
-        st.session_state[NOTE_KEY] = "The photo from the link."
+        st.session_state[NOTE_KEY] = note
         st.session_state[STARTED_KEY] = True
     else:
         st.session_state[NOTE_KEY] = f"The link's photo {filename!r} is not in this test split; showing the best example instead."
@@ -99,7 +88,7 @@ def _show_random_image(split: Split, current: int | None) -> None:
     st.session_state[NOTE_KEY] = "A random test photo."
 
 
-def pick_image(
+def render(
     split: Split,
     class_names: Sequence[str],
     size: int,
@@ -112,7 +101,6 @@ def pick_image(
 
     A fresh page opens on ``opening_example()`` (a good example found cheaply, see
     ``core.examples.first_good_example``), else on the best of ``good_examples()``."""
-    st.header("1 · Pick a leaf photo")
     if not st.session_state.get(STARTED_KEY):  # a fresh page (or a reset): open on a good example
         st.session_state[STARTED_KEY] = True
         index = opening_example()
@@ -156,10 +144,11 @@ def _pick_test_image(split: Split, class_names: Sequence[str]) -> tuple[Sample, 
     true_label = int(split.labels[index])
     st.caption(f"Right answer: **{class_title(class_names[true_label])}** · {filename}")
     title = f"{filename} ({class_title(class_names[true_label])})"
-    return Sample(split.images[index], true_label, f"test/{filename}/{index}", title, filename), index
+    return Sample(split.images[index], true_label, test_photo_key(filename, index), title, filename), index
 
 
 def _pick_upload(class_names: Sequence[str], size: int, split: Split, data_key: str) -> Sample | None:
+    st.session_state.pop(UPLOAD_REFUSED, None)
     uploaded = st.file_uploader("Upload a photo of a bean leaf", type=list(ACCEPTED_TYPES), key="upload")
     if uploaded is None:
         st.info("Upload a JPEG or PNG photo (up to 10 MB). Its centre square is resized to what the models see.")
@@ -169,6 +158,7 @@ def _pick_upload(class_names: Sequence[str], size: int, split: Split, data_key: 
     result = decode_uploaded_file(uploaded.name, digest, data, size)
     if not result.ok:
         st.error(result.error)
+        st.session_state[UPLOAD_REFUSED] = f"Your photo {uploaded.name} was not used: {result.error}"  # the main area says it too
         return None
     width, height = result.original_size
     st.image(preview_with_crop(result), caption=f"{uploaded.name}, as uploaded ({width}×{height} px)", width="stretch")

@@ -1,4 +1,5 @@
-"""The guided lesson: eight steps that set the controls and say, in a sentence or two, what to look at.
+"""The guided lesson: eight steps that set the controls and say, in a sentence or two, what to look at,
+then optional ones for a class with time left (numbered on, marked optional).
 
 Each step is data (:data:`STEPS`): a title, the control values it sets (through the same Session
 State keys as the widgets, in a button callback, so it works from any state and on any photo), and
@@ -12,12 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, MutableMapping, Sequence
 
 import streamlit as st
+import streamlit.components.v1 as components
 
-from dashboard import attack_controls
-from dashboard.analysis import AttackSettings, Interaction
+from core.attacks import DEFAULT_PGD_STEPS, from_display
+
+from dashboard.analysis import Interaction
+from dashboard.settings import LAYER, LESSON_STEP, AttackSettings, state_for
 from dashboard.wording import answer_is, answer_sentence
 
-STEP_KEY = "lesson_step"  # None or missing: no lesson running
+STEP_KEY = LESSON_STEP
 LAST_LAYER = "<last conv layer>"  # resolved to the model's deepest conv layer when the step starts
 
 
@@ -27,6 +31,12 @@ class View:
 
     result: Interaction
     class_names: Sequence[str]
+    section_numbers: dict[str, int] = field(default_factory=dict)  # anchor -> number, from the app's list
+
+    def section(self, anchor: str) -> str:
+        """A link to a section by its anchor, numbered as the page numbers it."""
+        number = self.section_numbers.get(anchor)
+        return f"[Section {number}](#{anchor})" if number else f"[the section below](#{anchor})"
 
     def says(self, name: str, which: str = "perturbed") -> str:
         return answer_sentence(self.result.outcomes[name], self.class_names, self.result.true_label, which)
@@ -41,6 +51,7 @@ class Step:
     settings: AttackSettings
     text: Callable[[View], str]
     extra: dict[str, Any] = field(default_factory=dict)  # other controls this step sets (e.g. the layer)
+    scroll_to: str | None = None  # the section the step talks about: the page scrolls there when the step starts
 
 
 def _right_first(view: View) -> str:
@@ -82,7 +93,7 @@ def _stronger(view: View) -> str:
 
 def _inside(view: View) -> str:
     return (
-        "Why? [Section 4](#why) paints where each model looked for its answer (bright = mattered most), "
+        f"Why? {view.section('why')} paints where each model looked for its answer (bright = mattered most), "
         "before and after the change, then what its last conv layer saw. Whose attention moves more: the baseline's "
         "or the NSL model's?"
     )
@@ -97,30 +108,52 @@ def _corruption(view: View) -> str:
 
 def _curves(view: View) -> str:
     return (
-        "One photo can be lucky. [Section 5](#curves) shows the accuracy on **all** test photos as the budget ε "
-        "grows, for both models, under the strongest attack here; the dashed line is your budget. Where do the "
-        "two curves part?"
+        f"One photo can be lucky. {view.section('curves')} shows the accuracy on **all** test photos as the budget ε "
+        f"grows, for both models, each attacked through its own gradients with {DEFAULT_PGD_STEPS} small steps — the attack "
+        "your controls now show; the dashed line is your budget. Where do the two curves part?"
     )
 
 
-FGSM_8 = AttackSettings(epsilon=8.0 / 255)
+def _black_box(view: View) -> str:
+    text = (
+        "Could the NSL model only be *hiding* its gradients, so that attacks which follow them lose their way? "
+        f"{view.section('blackbox')} has an attacker that never looks inside a model: it only asks for answers and keeps any "
+        f"random square of change that makes the right answer less sure. Against the gradient attack above: {view.says('adversarial')}"
+    )
+    if view.right("adversarial") is False:
+        return text + " Here the budget ε is beyond what the NSL model was trained for (7/255): move it down until it holds, then press **Attack this photo without gradients**."
+    return text + (
+        " Press **Attack this photo without gradients**: if the NSL model were only hiding its gradients, this attacker would fool it "
+        "where the gradient attack could not. Does it? Then run it on all test photos and compare with the curves."
+    )
+
+
+FGSM_8 = AttackSettings(epsilon=from_display("infinity", 8))
+WHITE_BOX_8 = AttackSettings(epsilon=from_display("infinity", 8), iterations=DEFAULT_PGD_STEPS, attacker="self")
+CORE_STEPS = 8  # the lesson proper; the steps after it are optional
 STEPS: tuple[Step, ...] = (
     Step("The models are right", AttackSettings(epsilon=0.0), _right_first),
-    Step("An invisible change", AttackSettings(epsilon=2.0 / 255), _invisible),
+    Step("An invisible change", AttackSettings(epsilon=from_display("infinity", 2)), _invisible),
     Step("The baseline is fooled", FGSM_8, _fooled),
     Step("The NSL model holds", FGSM_8, _holds),
-    Step("A stronger attacker", AttackSettings(epsilon=8.0 / 255, iterations=attack_controls.DEFAULT_PGD_STEPS, source="self"), _stronger),
-    Step("Where the models look", AttackSettings(epsilon=8.0 / 255, iterations=attack_controls.DEFAULT_PGD_STEPS, source="self"), _inside, {"layer": LAST_LAYER}),
+    Step("A stronger attacker", WHITE_BOX_8, _stronger),
+    Step("Where the models look", WHITE_BOX_8, _inside, {LAYER: LAST_LAYER}, scroll_to="why"),
     Step("Natural corruptions", AttackSettings(kind="corruption", corruption="gaussian_noise", severity=3), _corruption),
-    Step("All the test photos", FGSM_8, _curves),
+    Step("All the test photos", WHITE_BOX_8, _curves, scroll_to="curves"),  # the curves' own attack: white-box PGD-10
+    Step("Hiding the gradients would not help", WHITE_BOX_8, _black_box),
 )
+
+
+def step_heading(step: int) -> str:
+    """"step 3 of 8", or "step 9 (optional)" past the lesson proper."""
+    return f"step {step + 1} of {CORE_STEPS}" if step < CORE_STEPS else f"step {step + 1} (optional)"
 
 
 def go_to(state: MutableMapping[str, Any], step: int, layers: Sequence[str] = ()) -> None:
     """Start step ``step`` (a callback, before the widgets are drawn): set its controls."""
     step = max(0, min(step, len(STEPS) - 1))
     state[STEP_KEY] = step
-    state.update(attack_controls.state_for(STEPS[step].settings))
+    state.update(state_for(STEPS[step].settings))
     for key, value in STEPS[step].extra.items():
         if value == LAST_LAYER:
             if layers:
@@ -144,10 +177,10 @@ def current_step(state: MutableMapping[str, Any]) -> int | None:
 
 def start_button(layers: Sequence[str]) -> None:
     st.button("▶ Start the lesson", key="lesson_start", type="primary", on_click=go_to, args=(st.session_state, 0, tuple(layers)),
-              help="A guided tour in 8 steps: each step sets the controls and says what to look at. Works on any photo.")  # fmt: skip
+              help=f"A guided tour in {CORE_STEPS} steps (and {len(STEPS) - CORE_STEPS} optional): each step sets the controls and says what to look at. Works on any photo.")  # fmt: skip
 
 
-def panel(result: Interaction, class_names: Sequence[str]) -> None:
+def panel(result: Interaction, class_names: Sequence[str], section_numbers: dict[str, int], hidden: bool = False) -> None:
     """The current step's box: title, text from the live result, Back / Next / End."""
     if st.session_state.pop(ENDED_KEY, False):
         st.rerun(scope="app")  # the lesson's layout (no title row, smaller pictures) is the whole page's
@@ -156,10 +189,35 @@ def panel(result: Interaction, class_names: Sequence[str]) -> None:
         return
     layers = tuple(result.layer_names)
     with st.container(key="lesson_panel", border=True):
-        title, back, forward, end = st.columns([5, 1, 1, 1.6], gap="small", vertical_alignment="center")
-        title.markdown(f"**Lesson · step {step + 1} of {len(STEPS)}: {STEPS[step].title}**")
+        title, back, forward, end = st.columns([4.4, 1, 1, 2], gap="small", vertical_alignment="center")
+        title.markdown(f"**Lesson · {step_heading(step)}: {STEPS[step].title}**")
         back.button("Back", key="lesson_back", disabled=step == 0, width="stretch", on_click=go_to, args=(st.session_state, step - 1, layers))
         forward.button("Next", key="lesson_next", type="primary", disabled=step == len(STEPS) - 1, width="stretch", on_click=go_to, args=(st.session_state, step + 1, layers))
         end.button("End the lesson", key="lesson_end", width="stretch", on_click=stop, args=(st.session_state,))
-        st.markdown(STEPS[step].text(View(result, class_names)))
+        if hidden:  # the class is voting on this view: the step's sentences would give the answer away
+            st.markdown("The class is voting: predict what each model will say, then wait for the teacher to reveal it.")
+        else:
+            st.markdown(STEPS[step].text(View(result, class_names, section_numbers)))
+    _scroll_once(step)
+
+
+SCROLLED_KEY = "lesson_scrolled"  # the step whose section this page last scrolled to
+# Waits (up to 10 s) for the section's title, which is drawn after this box, then scrolls the page to it.
+SCROLL_SCRIPT = """<script>
+const target = {anchor!r}; let tries = 0;
+const timer = setInterval(() => {{
+  const element = window.parent.document.getElementById(target);
+  if (element) {{ element.scrollIntoView({{behavior: "smooth", block: "start"}}); clearInterval(timer); }}
+  if (++tries > 100) clearInterval(timer);
+}}, 100);
+</script>"""
+
+
+def _scroll_once(step: int) -> None:
+    """When a step that talks about a section below starts, bring that section into view (once)."""
+    anchor = STEPS[step].scroll_to
+    if anchor is None or st.session_state.get(SCROLLED_KEY) == step:
+        return
+    st.session_state[SCROLLED_KEY] = step
+    components.html(SCROLL_SCRIPT.format(anchor=anchor), height=0)
 

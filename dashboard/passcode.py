@@ -6,7 +6,8 @@ session *and* the client address it came from must wait, and every further failu
 wait (``BASE_WAIT_S``, capped at ``MAX_WAIT_S``). Both keys count because a student can open a new
 session with a reload, and several students may share one address behind a router. Every wrong
 try and every lock-out is logged (logger ``dashboard.passcode``) with session and address.
-The state lives in the server process (:func:`shared_lockout`); a restart clears it.
+The counters live in the class store (:class:`core.classroom.StoreLockout`), so every replica
+behind the load balancer sees the same wrong tries, and a restart does not clear them.
 """
 
 from __future__ import annotations
@@ -14,23 +15,23 @@ from __future__ import annotations
 import hmac
 import logging
 import os
-import threading
-import time
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import streamlit as st
 
+from core import teacher_passcode
+from core.classroom import BASE_WAIT_S, MAX_FAILURES, MAX_WAIT_S, ClassroomError, StoreLockout
+
+from dashboard.class_store import shared_store
+
 PASSCODE_SECRET = "teacher_passcode"
 PASSCODE_ENV = "BEANGUARD_TEACHER_PASSCODE"
-MAX_FAILURES = 5
-BASE_WAIT_S = 30.0
-MAX_WAIT_S = 3600.0
 LOGGER = logging.getLogger(__name__)
 
 
 def configured_passcode() -> str | None:
-    """The teacher passcode from ``st.secrets["teacher_passcode"]``, else the environment; None if unset."""
+    """The teacher passcode from ``st.secrets["teacher_passcode"]``, else the environment; None if
+    unset. (One set in the class store wins over both: :func:`passcode_is_set`.)"""
     try:
         secret = st.secrets.get(PASSCODE_SECRET)
     except Exception:  # noqa: BLE001  no secrets.toml at all raises; that just means "not configured"
@@ -44,56 +45,33 @@ def passcode_matches(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
-@dataclass
-class _Record:
-    failures: int = 0
-    locked_until: float = 0.0
+def passcode_is_set() -> bool:
+    """Whether the teacher tools can be unlocked at all: a passcode in the class store (set by the
+    teacher while the server runs), in ``secrets.toml`` or in the environment."""
+    try:
+        if teacher_passcode.stored(shared_store()):
+            return True
+    except ClassroomError:
+        pass
+    return configured_passcode() is not None
 
 
-class Lockout:
-    """Counts wrong passcodes per key ("session:<id>", "client:<address>") and says how long to wait."""
-
-    def __init__(self, max_failures: int = MAX_FAILURES, base_wait: float = BASE_WAIT_S, max_wait: float = MAX_WAIT_S, clock: Callable[[], float] = time.monotonic):
-        self.max_failures, self.base_wait, self.max_wait, self._clock = max_failures, base_wait, max_wait, clock
-        self._records: dict[str, _Record] = {}
-        self._lock = threading.Lock()
-
-    def wait_seconds(self, keys: Iterable[str]) -> float:
-        """Seconds until any of ``keys`` may try again (0: it may try now)."""
-        now = self._clock()
-        with self._lock:
-            return max([0.0, *(self._records[key].locked_until - now for key in keys if key in self._records)])
-
-    def failure(self, keys: Iterable[str]) -> float:
-        """Record one wrong passcode for every key; returns the wait it now imposes (0 before the limit)."""
-        keys, now = list(keys), self._clock()
-        with self._lock:
-            waits = []
-            for key in keys:
-                record = self._records.setdefault(key, _Record())
-                record.failures += 1
-                if record.failures >= self.max_failures:
-                    wait = min(self.max_wait, self.base_wait * 2 ** (record.failures - self.max_failures))
-                    record.locked_until = max(record.locked_until, now + wait)
-                waits.append(max(0.0, record.locked_until - now))
-        return max(waits, default=0.0)
-
-    def tries_left(self, keys: Iterable[str]) -> int:
-        with self._lock:
-            used = max([0, *(self._records[key].failures for key in keys if key in self._records)])
-        return max(0, self.max_failures - used)
-
-    def success(self, keys: Iterable[str]) -> None:
-        """The right passcode: forget the failures of this session and address."""
-        with self._lock:
-            for key in keys:
-                self._records.pop(key, None)
+def _is_right(given: str, expected: str | None) -> bool:
+    """``given`` against ``expected`` when a caller names it, else against the class store's passcode,
+    else against the configured one."""
+    if expected is not None:
+        return passcode_matches(given, expected)
+    store = shared_store()
+    if teacher_passcode.stored(store):
+        return teacher_passcode.matches(store, given)
+    configured = configured_passcode()
+    return configured is not None and passcode_matches(given, configured)
 
 
 @st.cache_resource
-def shared_lockout() -> Lockout:
-    """One lock-out table per server process, shared by every session."""
-    return Lockout()
+def shared_lockout() -> StoreLockout:
+    """The lock-out counters in the class store, shared by every session and replica."""
+    return StoreLockout(shared_store(), MAX_FAILURES, BASE_WAIT_S, MAX_WAIT_S)
 
 
 def client_address() -> str | None:
@@ -126,16 +104,22 @@ class Attempt:
     message: str
 
 
-def attempt(given: str, expected: str, lockout: Lockout | None = None, keys: list[str] | None = None) -> Attempt:
+def attempt(given: str, expected: str | None = None, lockout: StoreLockout | None = None, keys: list[str] | None = None) -> Attempt:
     """Check a passcode attempt against the lock-out first: a locked-out client is refused even
-    with the right passcode, and its attempt is not compared at all."""
-    lockout = lockout or shared_lockout()
-    keys = keys if keys is not None else client_keys()
+    with the right passcode, and its attempt is not compared at all. Without the store nothing unlocks."""
+    try:
+        return _attempt(given, expected, lockout or shared_lockout(), keys if keys is not None else client_keys())
+    except ClassroomError as exc:
+        LOGGER.error("Teacher passcode not checked: %s", exc)
+        return Attempt(False, str(exc))
+
+
+def _attempt(given: str, expected: str | None, lockout: StoreLockout, keys: list[str]) -> Attempt:
     wait = lockout.wait_seconds(keys)
     if wait > 0:
         LOGGER.warning("Teacher passcode attempt refused (locked out for %.0f s more): %s", wait, ", ".join(keys))
         return Attempt(False, f"Too many wrong passcodes: try again in {_duration(wait)}.")
-    if passcode_matches(given or "", expected):
+    if _is_right(given or "", expected):
         lockout.success(keys)
         LOGGER.info("Teacher unlocked: %s", ", ".join(keys))
         return Attempt(True, "Teacher tools unlocked for this page.")

@@ -12,8 +12,11 @@
   a 2-core server busy with a class was a tenth of the time spent holding the GIL. The arrays are
   read-only (``dashboard.analysis``), so sharing one object between sessions is safe.
 - Where each model looked (saliency): the same, on (models, image, settings, method).
-- Whole-split results (table, gallery, confusion matrices, CSV, good examples) and curves: a
-  process-wide :class:`ResultStore`, filled on a button press — or, for good examples, on demand.
+- Whole-split results (table, gallery, confusion matrices, CSV, good examples): a process-wide
+  :class:`ResultStore`, filled on a button press — or, for good examples, on demand. Per replica by
+  design (megabytes of arrays; a session asks for them with its own button, and a replica that
+  lacks them recomputes them in seconds). The small results a class is shown — accuracy curves and
+  run measurements — are shared through the class store, so every replica shows what one computed.
 - Every attack graph the controls can reach: traced by one background thread per model pair,
   started after a page has drawn its first verdicts (:func:`start_warm_up`).
 """
@@ -24,6 +27,7 @@ import argparse
 import atexit
 import dataclasses
 import gc
+import json
 import logging
 import os
 import sys
@@ -31,19 +35,21 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import streamlit as st
 
-from core import checkpoints, ood
-from core.data import Split, load_split, resolve_data_dir
-
+from core import checkpoints, embedded, ood
+from core.attacks import DEFAULT_BUDGETS, DEFAULT_PGD_STEPS, NORMS
+from core.classroom import ClassroomError
+from core.data import Split, resolve_data_dir
 from core.examples import GoodExamples, first_good_example
 
-from dashboard.attack_controls import BUDGET_DEFAULTS
-from dashboard.analysis import AttackSettings, Explanation, Interaction, explain_interaction, run_interaction, warm_up, warm_up_plan
-from dashboard.split_analysis import ProgressCallback, SplitResults, split_results
+from dashboard.analysis import Explanation, Interaction, explain_interaction, run_interaction, warm_up, warm_up_plan
+from dashboard.class_store import shared_store, store_or_none
+from dashboard.settings import PGD_STEP_CHOICES, AttackSettings, settings_from_state
+from dashboard.split_analysis import ProgressCallback, SplitResults, accuracy_curve, split_results
 from dashboard.uploads import UploadResult, decode_upload
 
 LOGGER = logging.getLogger("beanguard.warm_up")
@@ -92,14 +98,15 @@ def current_models(folder: Path) -> checkpoints.ModelPair:
     return pair
 
 
-def image_size(pair: checkpoints.ModelPair) -> int:
-    """The models' input size (both models share the architecture)."""
-    return int(pair.baseline.input_shape[1])
+def data_key(data_dir: Path | None, size: int) -> str:
+    """What a whole-split result depends on besides the models: the data source and the photo size."""
+    return f"{data_dir or 'tfds'}@{size}"
 
 
 @st.cache_data(show_spinner="Loading the Beans test split…", max_entries=4)
 def load_test_split(data_dir: str | None, size: int) -> Split:
-    return load_split("test", size, data_dir)
+    """The test photos; offline and with no Beans folder set, the copy shipped with Beanguard."""
+    return embedded.test_split(size, data_dir)
 
 
 @st.cache_resource(max_entries=4, show_spinner=False)
@@ -136,12 +143,22 @@ def explanations(pair: checkpoints.ModelPair, image_key: str, result: Interactio
     return _explanations(pair.version, image_key, result.true_label, result.settings, method, pair, result)
 
 
+SHARED_MISS_S = 5.0  # a shared result this replica lacks is asked of the class store at most this often
+
+
 class ResultStore:
-    """Process-wide results of whole-split computations (curves, tables), keyed by what made them."""
+    """Process-wide results of whole-split computations (curves, tables), keyed by what made them.
+
+    :meth:`get`/:meth:`put` stay in this process. :meth:`get_shared`/:meth:`put_shared` also keep a
+    small JSON result in the class store (``result:<key>``), so a curve computed on one replica is
+    shown on all; a key missing everywhere is asked again only after ``SHARED_MISS_S`` (the curves
+    section looks on every slider move).
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._results: dict[tuple, Any] = {}
+        self._missed: dict[tuple, float] = {}
 
     def get(self, key: tuple) -> Any:
         with self._lock:
@@ -150,6 +167,38 @@ class ResultStore:
     def put(self, key: tuple, value: Any) -> None:
         with self._lock:
             self._results[key] = value
+
+    def get_shared(self, key: tuple, decode: Callable[[Any], Any] = lambda value: value) -> Any:
+        value = self.get(key)
+        if value is not None or time.monotonic() - self._missed.get(key, -SHARED_MISS_S) < SHARED_MISS_S:
+            return value
+        store = store_or_none()
+        try:
+            state = None if store is None else store.get_state(_shared_key(key))
+        except ClassroomError:
+            state = None
+        if state is None:
+            self._missed[key] = time.monotonic()
+            return None
+        value = decode(state.value)
+        self.put(key, value)
+        return value
+
+    def put_shared(self, key: tuple, value: Any, encode: Callable[[Any], Any] = lambda value: value) -> None:
+        self.put(key, value)
+        store = store_or_none()
+        if store is not None:
+            try:
+                store.set_state(_shared_key(key), json.loads(json.dumps(encode(value), default=float)))  # numpy numbers as floats
+            except ClassroomError as error:
+                LOGGER.warning("A result stays on this replica only: %s", error)
+
+
+def _shared_key(key: tuple) -> str:
+    return "result:" + json.dumps(key, default=str)
+
+
+_WHOLE_SPLIT = threading.Lock()
 
 
 @st.cache_resource
@@ -165,15 +214,18 @@ def split_results_for(
     key = ("split", pair.version, data_key, settings)
     results = store.get(key)
     if results is None and compute:
-        results = split_results(pair, split, settings, progress)
-        store.put(key, results)
+        with _WHOLE_SPLIT:  # one whole-split run at a time per server: thirty presses do not start thirty
+            results = store.get(key)  # a press that waited may find its results made meanwhile
+            if results is None:
+                results = split_results(pair, split, settings, progress)
+                store.put(key, results)
     return results
 
 
 def _example_settings(settings: AttackSettings) -> AttackSettings:
     """An example must be fooled by *some* change: at budget 0, look at the norm's default budget."""
     if settings.kind == "attack" and settings.epsilon == 0:
-        return dataclasses.replace(settings, epsilon=BUDGET_DEFAULTS[settings.norm])
+        return dataclasses.replace(settings, epsilon=DEFAULT_BUDGETS[settings.norm])
     return settings
 
 
@@ -181,13 +233,28 @@ def _example_settings(settings: AttackSettings) -> AttackSettings:
 def _opening_example(version: str, data_key: str, settings: AttackSettings, _pair: checkpoints.ModelPair, _split: Split) -> int | None:
     if settings.kind != "attack":
         return None
-    return first_good_example(_pair.baseline, _pair.adversarial, _split.images, _split.labels, settings.threat, settings.source)
+    key = f"opening:{version}:{data_key}:{settings}"
+    hint = None
+    try:
+        state = shared_store().get_state(key)
+        if state is not None and state.value in _split.filenames:
+            hint = _split.filenames.index(state.value)
+    except ClassroomError:
+        pass
+    index = first_good_example(_pair.baseline, _pair.adversarial, _split.images, _split.labels, settings.threat, settings.attacker, hint=hint)
+    if index is not None and index != hint:
+        try:
+            shared_store().set_state(key, _split.filenames[index])  # the next server start checks this photo first
+        except ClassroomError:
+            pass
+    return index
 
 
 def opening_example(pair: checkpoints.ModelPair, split: Split, data_key: str, settings: AttackSettings) -> int | None:
     """The photo a fresh page opens on: a good example found without attacking the whole split
     (``core.examples.first_good_example``), so the first verdicts are not kept waiting; shared by
-    every session."""
+    every session. The photo is remembered in the class store, so a restarted server (or another
+    replica) checks that one photo first instead of searching again."""
     return _opening_example(pair.version, data_key, _example_settings(settings), pair, split)
 
 
@@ -202,7 +269,8 @@ WARM_UP_ENV = "BEANGUARD_WARM_UP"  # "0": no background tracing (the dashboard t
 
 @dataclass
 class WarmUp:
-    """Progress of the background tracing for one model pair (read by every page)."""
+    """Progress of the background tracing for one model pair (read by every page). Per replica by
+    design: each server process traces its own graphs; nothing of it is shared through the store."""
 
     total: int
     done: int = 0
@@ -245,7 +313,32 @@ def freeze_long_lived_objects() -> None:
     gc.freeze()
 
 
-def _trace_everything(pair: checkpoints.ModelPair, plan: Sequence[AttackSettings], status: WarmUp) -> None:
+def curve_key(version: str, data_key: str, norm: str) -> tuple:
+    """A pair's accuracy curve for one norm in the :class:`ResultStore` (shared: every replica reads it)."""
+    return ("curve", version, data_key, norm)
+
+
+def stored_curve(pair: checkpoints.ModelPair, data_key: str, norm: str) -> dict | None:
+    """A pair's accuracy curve: saved with the models, else computed on any replica (in the
+    background or on the teacher's button; kept in the class store), else None."""
+    saved = ((pair.metadata.get("evaluation") or {}).get("curves") or {}).get(norm)
+    return saved if saved is not None else result_store().get_shared(curve_key(pair.version, data_key, norm))
+
+
+def _prepare(pair: checkpoints.ModelPair, split: Split, data_key: str, status: WarmUp) -> None:
+    """What a class meets right after the graphs: the good examples at the default change, and the
+    accuracy curves of a run saved without them (a retrain), so no button has to be pressed."""
+    split_results_for(pair, split, data_key, _example_settings(settings_from_state({})))
+    status.done += 1
+    for norm in NORMS:
+        if status.stop.is_set():
+            return
+        if stored_curve(pair, data_key, norm) is None:
+            result_store().put_shared(curve_key(pair.version, data_key, norm), accuracy_curve(pair, split, norm))  # this replica at least
+        status.done += 1
+
+
+def _trace_everything(pair: checkpoints.ModelPair, split: Split, data_key: str, plan: Sequence[AttackSettings], status: WarmUp) -> None:
     if status.stop.wait(WARM_UP_DELAY_S):  # let the first page's browser finish drawing before tracing starts
         return
     try:
@@ -261,7 +354,9 @@ def _trace_everything(pair: checkpoints.ModelPair, plan: Sequence[AttackSettings
     interval = sys.getswitchinterval()
     sys.setswitchinterval(WARM_UP_SWITCH_INTERVAL_S)
     try:
-        warm_up(pair, image_size(pair), plan, step, status.stop.is_set)
+        warm_up(pair, pair.image_size, plan, step, status.stop.is_set)
+        if plan and not status.stop.is_set():
+            _prepare(pair, split, data_key, status)
     except Exception as error:  # noqa: BLE001  a failed warm-up only means slower first uses
         status.error = f"{type(error).__name__}: {error}"
         LOGGER.warning("Beanguard warm-up failed after %d of %d settings", status.done, status.total, exc_info=True)
@@ -269,19 +364,20 @@ def _trace_everything(pair: checkpoints.ModelPair, plan: Sequence[AttackSettings
         sys.setswitchinterval(interval)
     freeze_long_lived_objects()
     status.seconds = time.monotonic() - status.started_at
-    print(f"Beanguard warm-up finished: {status.done} of {status.total} settings traced in {status.seconds:.1f} s", file=sys.stderr, flush=True)
+    print(f"Beanguard warm-up finished: {status.done} of {status.total} steps (graphs, good examples, curves) in {status.seconds:.1f} s", file=sys.stderr, flush=True)
 
 
 @st.cache_resource(max_entries=2, show_spinner=False)
-def _warm_up_job(version: str, _pair: checkpoints.ModelPair, pgd_steps: tuple[int, ...], default_steps: int) -> WarmUp:
+def _warm_up_job(version: str, data_key: str, _pair: checkpoints.ModelPair, _split: Split, pgd_steps: tuple[int, ...], default_steps: int) -> WarmUp:
     plan = warm_up_plan(pgd_steps, default_steps) if os.environ.get(WARM_UP_ENV, "1") != "0" else []
-    status = WarmUp(total=len(plan))
-    status.thread = threading.Thread(target=_trace_everything, args=(_pair, plan, status), name="beanguard-warm-up", daemon=True)
+    status = WarmUp(total=len(plan) + (1 + len(NORMS) if plan else 0))
+    status.thread = threading.Thread(target=_trace_everything, args=(_pair, _split, data_key, plan, status), name="beanguard-warm-up", daemon=True)
     _JOBS.append(status)
     status.thread.start()
     return status
 
 
-def start_warm_up(pair: checkpoints.ModelPair, pgd_steps: tuple[int, ...], default_steps: int) -> WarmUp:
-    """Trace every attack graph the controls can reach, once per model pair, in a background thread."""
-    return _warm_up_job(pair.version, pair, pgd_steps, default_steps)
+def start_warm_up(pair: checkpoints.ModelPair, split: Split, data_key: str) -> WarmUp:
+    """Get a model pair ready in a background thread, once per pair: trace every attack graph the
+    controls can reach, then find the good examples and any missing accuracy curve."""
+    return _warm_up_job(pair.version, data_key, pair, split, PGD_STEP_CHOICES, DEFAULT_PGD_STEPS)

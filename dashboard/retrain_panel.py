@@ -1,9 +1,7 @@
-"""The retraining section: everybody's progress bar; the teacher's form and run controls behind a passcode.
+"""Section "Retrain the models": everybody's progress bar; the teacher's form and run controls.
 
-Students see only the shared progress of a run. Nothing of the teacher's tools (not even the
-passcode field) is in their page until someone in that session presses **Teacher** or opens the
-page with ``?teacher=1``; the form and the run controls appear once the passcode is accepted
-(``dashboard.passcode``: wrong tries lead to a growing wait per session and per address).
+Students see only the shared progress of a run; the form and the run controls appear once the
+teacher unlocked this page (section "Teacher tools", ``dashboard/teacher_access.py``).
 
 The form's fields, labels and defaults come from ``core.train.TrainConfig`` (its field help texts)
 and the ``quick`` recipe, started from the shipped pair's weights; the form builds the config with
@@ -20,19 +18,20 @@ from typing import Any, Sequence
 import streamlit as st
 
 from core import checkpoints, runs
-from core.attacks import norm_symbol
+from core.attacks import from_display, norm_symbol, to_display
+from core.classroom import ClassroomError
 from core.train import RECIPES, TrainConfig
 
 from dashboard import explainers
-from dashboard.passcode import attempt, configured_passcode
+from dashboard.class_store import problem, store_or_none
+from dashboard.settings import TEACHER_UNLOCKED
 from dashboard.retraining import shared_manager
+from dashboard.wording import MODEL_TITLES, run_title, run_titles
 
 PROGRESS_POLL_RUNNING_S = 2
-PROGRESS_POLL_IDLE_S = 10
-TEACHER_QUERY_PARAMETER = "teacher"
+SWITCH_WITHIN_S = 5  # every open page loads a run shown to the class within this (class_sync's 2 s poll)
 # The TrainConfig fields a teacher may change; everything else keeps the quick recipe's value.
 FORM_FIELDS: tuple[str, ...] = ("epochs", "adversarial_epochs", "multiplier", "adv_norm", "adv_step_size", "pgd_iterations", "adv_epsilon")
-BUDGET_FIELDS = ("adv_step_size", "adv_epsilon")  # sizes of the change: shown in 1/255 steps for L∞
 ITERATION_CHOICES = (1, 2, 3, 5, 10)
 OTHER_NORM_BUDGETS = {"l2": 1.0, "l1": 10.0}  # budget ε for L2 / L1 training; the step keeps the recipe's step/budget ratio
 MAX_EPOCHS = 200
@@ -41,65 +40,29 @@ FIELDS = {item.name: item for item in dataclasses.fields(TrainConfig)}
 
 def render(data_dir: Path | None) -> None:
     """The whole section; call it inside ``st.sidebar`` (or anywhere)."""
-    st.header("7 · Retrain the models")
     with st.expander("What does retraining do?"):
         st.markdown(explainers.RETRAIN)
-    # Every open page polls the shared run: every 2 s while one is going, every 10 s otherwise.
-    # An idle class of 30 thus sends 3 polls a second instead of 15 (each one a script run, and each
-    # a chance to collide with a student's own rerun request). The same poll notices when the
-    # teacher shows another run to the class.
+    # Every open page polls the shared run every 2 s while one is going. While none is, the page's
+    # one class poll (``class_sync.watch``, every 2 s, one store read per server for all pages)
+    # notices a run starting or another run shown to the class and reruns the page: a second,
+    # idle poll here would only add a script run per page (an idle class of 30: 3 a second).
     fast = shared_manager().status().running
     st.session_state["progress_polled_fast"] = fast
-    st.fragment(run_every=PROGRESS_POLL_RUNNING_S if fast else PROGRESS_POLL_IDLE_S)(_progress)()
+    st.fragment(run_every=PROGRESS_POLL_RUNNING_S if fast else None)(_progress)()
     _teacher_tools(data_dir)
 
 
 # --- the teacher's tools ---------------------------------------------------------------------------
 
 
-def teacher_requested() -> bool:
-    """Whether this session asked for the teacher's tools (button, or ``?teacher=1`` in the address)."""
-    return bool(st.session_state.get("teacher_requested")) or st.query_params.get(TEACHER_QUERY_PARAMETER) == "1"
-
-
-def teacher_unlocked() -> bool:
-    return bool(st.session_state.get("teacher_unlocked"))
-
-
 @st.fragment
 def _teacher_tools(data_dir: Path | None) -> None:
-    if not teacher_requested():
-        if not st.button("Teacher", key="teacher_button", help="Retraining and choosing the class's models need the teacher passcode."):
-            return
-        st.session_state["teacher_requested"] = True
-    passcode = configured_passcode()
-    if passcode is None:
-        st.info(
-            "Retraining is disabled: no teacher passcode is configured. Set `teacher_passcode` in "
-            "`.streamlit/secrets.toml` or the `BEANGUARD_TEACHER_PASSCODE` environment variable, then restart."
-        )
-        return
-    if not teacher_unlocked():
-        _unlock(passcode)
+    """The retrain form and the run controls, for the unlocked teacher only (``teacher_access``)."""
+    if not st.session_state.get(TEACHER_UNLOCKED):
+        st.caption("The teacher starts retraining runs and chooses what the class sees.")
         return
     _retrain_form(data_dir)
     _run_controls()
-    if st.button("Leave teacher mode", key="teacher_lock"):
-        st.session_state["teacher_unlocked"] = st.session_state["teacher_requested"] = False
-        st.rerun()
-
-
-def _unlock(passcode: str) -> None:
-    with st.form("teacher_unlock_form", border=False):
-        given = st.text_input("Teacher passcode", type="password", key="teacher_passcode")
-        submitted = st.form_submit_button("Unlock", key="teacher_unlock")
-    if not submitted:
-        return
-    result = attempt(given or "", passcode)
-    if result.accepted:
-        st.session_state["teacher_unlocked"] = True
-        st.rerun()
-    st.error(result.message)
 
 
 def field_label(name: str) -> str:
@@ -140,14 +103,20 @@ def form_config(recipe: TrainConfig, values: dict[str, Any]) -> TrainConfig:
     return dataclasses.replace(recipe, **values)
 
 
+def _budget_input(norm: str, default: float) -> float:
+    """The training budget ε in the units the attack slider uses (L∞: whole 1/255 steps)."""
+    if norm == "infinity":
+        return st.number_input(f"{field_label('adv_epsilon')} (out of 255)", 0, 64, int(round(to_display(norm, default))), 1, key=f"train_adv_epsilon_{norm}")
+    return st.number_input(field_label("adv_epsilon"), 0.0, 100.0, float(default), key=f"train_adv_epsilon_{norm}")
+
+
 def _retrain_form(data_dir: Path | None) -> None:
     recipe = quick_config()
     with st.expander("Retrain", expanded=True):
         norms = FIELDS["adv_norm"].metadata.get("choices", ("infinity", "l2", "l1"))
         norm = st.selectbox(field_label("adv_norm"), norms, index=norms.index(recipe.adv_norm), format_func=norm_symbol, key="train_adv_norm")
-        scale = 255.0 if norm == "infinity" else 1.0
-        unit = " (in 1/255 steps)" if norm == "infinity" else ""
-        defaults = dict(zip(BUDGET_FIELDS, norm_defaults(recipe, norm)))
+        step_default, budget_default = norm_defaults(recipe, norm)
+        step_share = step_default / budget_default  # each training step a fixed share of the budget, as in the recipe
         with st.form("retrain_form", border=False):
             values: dict[str, Any] = {"adv_norm": norm}
             values["epochs"] = st.number_input(
@@ -155,9 +124,9 @@ def _retrain_form(data_dir: Path | None) -> None:
             )
             values["adversarial_epochs"] = st.number_input(field_label("adversarial_epochs"), 1, MAX_EPOCHS, recipe.adversarial_epochs, key="train_adversarial_epochs")
             values["multiplier"] = st.slider(field_label("multiplier"), 0.0, 2.0, float(recipe.multiplier), 0.05, key="train_multiplier")
-            for name in BUDGET_FIELDS:
-                shown = st.number_input(f"{field_label(name)}{unit}", 0.0, 100.0 * scale, defaults[name] * scale, key=f"train_{name}_{norm}")
-                values[name] = float(shown) / scale
+            shown = _budget_input(norm, budget_default)
+            values["adv_epsilon"] = from_display(norm, shown)
+            values["adv_step_size"] = values["adv_epsilon"] * step_share
             choices = tuple(sorted({*ITERATION_CHOICES, recipe.pgd_iterations}))
             values["pgd_iterations"] = st.select_slider(field_label("pgd_iterations"), choices, value=recipe.pgd_iterations, key="train_pgd_iterations")
             label = st.text_input("Run name (optional)", key="train_label", max_chars=40, help="Becomes part of the run's folder name.")
@@ -165,10 +134,10 @@ def _retrain_form(data_dir: Path | None) -> None:
             start = st.form_submit_button("Start retraining", type="primary", key="train_start")
             stop = st.form_submit_button("Stop the running run", key="train_stop")
         st.caption(
-            f"Starts from the shipped models' weights ({recipe.arch} network, {recipe.image_size} px); the shipped "
-            "models themselves never change. Each run is kept in its own folder."
+            f"Starts from the shipped models' weights ({recipe.image_size} px photos); the shipped models themselves never "
+            f"change. Each step of the training attack moves the photo by {step_share:.0%} of the budget ε. Each run is kept on its own."
         )
-    if not teacher_unlocked():  # the form is only drawn when unlocked; a stale submit is refused all the same
+    if not st.session_state.get(TEACHER_UNLOCKED):  # the form is only drawn when unlocked; a stale submit is refused all the same
         st.error("Unlock the teacher tools first.")
         return
     manager = shared_manager()
@@ -180,23 +149,29 @@ def _retrain_form(data_dir: Path | None) -> None:
         (st.success if started else st.warning)(message)
 
 
-def _run_title(run: runs.Run, active: str) -> str:
+def _run_title(run: runs.Run, title: str, active: str) -> str:
     marks = [" · the class sees this" if run.key == active else "", " · read-only" if run.read_only else ""]
-    return run.title + "".join(marks)
+    return title + "".join(marks)
 
 
 def _run_controls() -> None:
-    """Which run the class sees, restoring the shipped pair, deleting runs, disk usage."""
+    """Which run the class sees (one value in the class store: every replica reads it), restoring
+    the shipped pair, deleting runs, disk usage."""
     with st.expander("Runs: what the class sees", expanded=True):
         notice = st.session_state.pop("runs_notice", None)
         if notice:
             st.success(notice)
+        store = store_or_none()
+        if store is None:
+            st.error(f"Choosing what the class sees needs the class store: {problem()}")
+            return
         choices = runs.list_runs()
-        active = runs.active_key()
+        active = runs.active_key(store=store)
         keys = [run.key for run in choices]
         by_key = {run.key: run for run in choices}
         default = keys.index(active) if active in keys else 0
-        key = st.selectbox("Run", keys, index=default, format_func=lambda k: _run_title(by_key[k], active), key="runs_choice")
+        titles = run_titles(choices)
+        key = st.selectbox("Run", keys, index=default, format_func=lambda k: _run_title(by_key[k], titles[k], active), key="runs_choice")
         chosen = by_key[key]
         left, right = st.columns(2)
         show = left.button("Show to the class", key="runs_show", disabled=key == active, type="primary")
@@ -209,19 +184,20 @@ def _run_controls() -> None:
         )
     try:
         if show:
-            _switched(runs.set_active(key), "now shown to the class")
+            _switched(runs.set_active(key, store=store), "now shown to the class")
         elif restore:
-            _switched(runs.restore_shipped(), "restored for the class")
+            _switched(runs.restore_shipped(store=store), "restored for the class")
         elif delete:
-            deleted = runs.delete_run(key)
-            _notice(f"Deleted {deleted.title}.")
-    except runs.RunError as error:
+            title = titles[key]  # read before its folder goes
+            runs.delete_run(key, store=store)
+            _notice(f"Deleted {title}.")
+    except (runs.RunError, ClassroomError) as error:
         st.error(str(error))
 
 
 def _switched(run: runs.Run, what: str) -> None:
-    """Reload this page with the new run; the other pages follow within one poll (10 s)."""
-    _notice(f"{run.title}: {what}. Every open page switches within {PROGRESS_POLL_IDLE_S} s.")
+    """Reload this page with the new run; the other pages follow within one class poll (2 s)."""
+    _notice(f"{run_title(run.kind, run.name, run.metadata())}: {what}. Every open page switches within {SWITCH_WITHIN_S} s.")
 
 
 def _notice(message: str) -> None:
@@ -245,12 +221,13 @@ def _progress() -> None:
         st.session_state["seen_training_run"] = status.run_id
         if status.state == "succeeded":
             st.rerun()  # the whole app: the class now sees the new run
-    if st.session_state.get("class_run_key", runs.active_key()) != runs.active_key():
-        st.rerun()  # the teacher chose another run: the whole app loads it
+    active = runs.active_key(store=store_or_none())
+    if st.session_state.get("class_run_key", active) != active:
+        st.rerun()  # the teacher chose another run (on any replica): the whole app loads it
     if status.state == "idle":
         return
     if status.running:
-        st.progress(status.fraction, text=f"Retraining: {status.phase} ({len(status.epochs)}/{status.total_epochs} epochs)")
+        st.progress(status.fraction, text=f"Retraining: {status.phase}")
     elif status.state == "succeeded":
         finished = time.strftime("%H:%M", time.localtime(status.finished_at or time.time()))
         st.success(f"{status.message} (finished at {finished})")
@@ -267,7 +244,7 @@ def epoch_rows(records: Sequence[Any]) -> list[dict[str, Any]]:
     """The latest epochs, narrow enough for the sidebar."""
     return [
         {
-            "model": "NSL" if record.model == "adversarial" else record.model,
+            "model": MODEL_TITLES.get(record.model, record.model),
             "epoch": f"{record.epoch}/{record.epochs}",
             "loss": round(record.metrics.get("loss", float("nan")), 2),
             "val acc": f"{record.metrics.get('val_accuracy', float('nan')):.0%}",

@@ -6,13 +6,13 @@ use a diverging red/blue scale centred on zero (red = more, blue = less).
 
 Why plain figure specs instead of ``make_subplots``: every slider move redraws these figures, and
 ``make_subplots`` plus Plotly's property validation cost 15–110 ms per figure on a laptop CPU —
-more than the attack itself. Specs built here take about 1 ms; :func:`_figure` wraps them
+more than the attack itself. Specs built here take about 1 ms; :func:`dashboard.figures.figure` wraps them
 without re-validating (the tests check the specs render in Streamlit and in Chromium).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -20,29 +20,20 @@ import plotly.graph_objects as go
 from core.activations import top_channels
 from core.attacks import norm_symbol
 
-from dashboard.analysis import MODEL_NAMES, ModelOutcome
+from dashboard.figures import BASE_FONT, TITLE_FONT, figure
+from dashboard.settings import MODEL_NAMES
+from dashboard.style import CLEAN_COLOUR, MODEL_COLOURS
 from dashboard.wording import MODEL_TITLES, class_title
 
-MODEL_COLOURS = {"baseline": "#E8743B", "adversarial": "#19A979"}
-CLEAN_COLOUR = "#A0A7B4"
+if TYPE_CHECKING:  # a type only: the outcomes are made a floor above
+    from dashboard.analysis import ModelOutcome
 # ColorBrewer RdBu, spelled out: Plotly.js and plotly.py disagree on named-scale directions.
 DIVERGING = [[0.0, "#2166AC"], [0.25, "#92C5DE"], [0.5, "#F7F7F7"], [0.75, "#F4A582"], [1.0, "#B2182B"]]  # blue = less, red = more
 ACTIVATION_SCALE = "Viridis"
 _MARGIN = {"l": 8, "r": 8, "t": 72, "b": 8}  # room for a figure title above the subplot titles
-_TITLE_FONT = {"size": 17}
-BASE_FONT = 14  # px; readable from the back of a classroom (Plotly's default is 12)
 PRESENTATION_SCALE = 1.3  # presentation mode: type and figures this much larger
 # The toolbar stays on (hover): the camera button downloads the figure as a PNG, twice the size.
 PLOT_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}, "modeBarButtonsToRemove": ["select2d", "lasso2d"]}
-
-
-def _figure(spec: dict) -> go.Figure:
-    """A Figure from a spec we built ourselves, skipping Plotly's slow per-property validation."""
-    spec["layout"].setdefault("font", {"size": BASE_FONT})
-    try:
-        return go.Figure(spec, _validate=False)
-    except TypeError:  # a Plotly without the private switch: validate, slower but correct
-        return go.Figure(spec)
 
 
 def _grid(rows: int, columns: int, horizontal_gap: float, vertical_gap: float, right: float = 1.0) -> list[tuple[list[float], list[float]]]:
@@ -75,7 +66,7 @@ def _square_cell(layout: dict, index: int, domain: tuple[list[float], list[float
     return f"x{suffix}", f"y{suffix}"
 
 
-def probability_figure(outcome: ModelOutcome, class_names: Sequence[str], true_label: int | None) -> go.Figure:
+def probability_figure(outcome: "ModelOutcome", class_names: Sequence[str], true_label: int | None) -> go.Figure:
     """Clean vs perturbed class probabilities of one model, true class marked."""
     labels = [class_title(name) + (" ✓ true" if index == true_label else "") for index, name in enumerate(class_names)]
     data = [
@@ -97,7 +88,7 @@ def probability_figure(outcome: ModelOutcome, class_names: Sequence[str], true_l
         "yaxis": {"autorange": "reversed", "automargin": True},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0},
     }
-    return _figure({"data": data, "layout": layout})
+    return figure({"data": data, "layout": layout})
 
 
 def _colour_axes(activation_peak: float, change_peak: float) -> dict:
@@ -112,12 +103,12 @@ def _heatmap(values: np.ndarray, axes: tuple[str, str], coloraxis: str, label: s
     return {"type": "heatmap", "z": values, "xaxis": axes[0], "yaxis": axes[1], "coloraxis": coloraxis, "hovertemplate": f"{label}<br>x %{{x}}, y %{{y}}: %{{z:.3f}}<extra></extra>"}
 
 
-def activation_figure(outcomes: dict[str, ModelOutcome], layer: str, channel: int) -> go.Figure:
+def activation_figure(outcomes: dict[str, "ModelOutcome"], layer: str, channel: int) -> go.Figure:
     """Both models × (clean, perturbed, change) for one channel, on shared colour scales."""
     maps = {name: (outcomes[name].clean_maps[layer][..., channel], outcomes[name].perturbed_maps[layer][..., channel]) for name in MODEL_NAMES}
     activation_peak = max(float(np.max(pair)) for pair in maps.values())
     change_peak = max(float(np.abs(pair[1] - pair[0]).max()) for pair in maps.values())
-    layout: dict = {"height": 580, "margin": _MARGIN, "title": {"text": f"Layer {layer}, channel {channel}", "font": _TITLE_FONT}, **_colour_axes(activation_peak, change_peak)}
+    layout: dict = {"height": 580, "margin": _MARGIN, "title": {"text": f"Layer {layer}, channel {channel}", "font": TITLE_FONT}, **_colour_axes(activation_peak, change_peak)}
     cells = iter(_grid(2, 3, 0.03, 0.1, right=0.92))
     data, index = [], 0
     for name in MODEL_NAMES:
@@ -126,34 +117,62 @@ def activation_figure(outcomes: dict[str, ModelOutcome], layer: str, channel: in
             index += 1
             axes = _square_cell(layout, index, next(cells), values.shape, f"{MODEL_TITLES[name]}: {column}")
             data.append(_heatmap(values, axes, axis, f"{name} {column}"))
-    return _figure({"data": data, "layout": layout})
+    return figure({"data": data, "layout": layout})
 
 
-def top_channels_figure(outcomes: dict[str, ModelOutcome], layer: str, count: int) -> go.Figure:
-    """Each model's ``count`` most active channels (on the clean image): clean, perturbed, change."""
+def top_channels_figure(outcomes: dict[str, "ModelOutcome"], layer: str, count: int) -> go.Figure:
+    """Each model's ``count`` most active channels (on the clean image): before, after, change.
+
+    Why this layout: a title per picture ("Baseline ch 117: change") did not fit six pictures across
+    at 1280 px and the titles ran into each other. Now each model's three columns are headed once,
+    and each row says its channel number once, on its left (channel numbers differ between models).
+    """
     chosen = {name: top_channels(outcomes[name].clean_maps[layer], count) for name in MODEL_NAMES}
-    columns = [(name, kind) for name in MODEL_NAMES for kind in ("before", "after", "change")]
-    cells = _grid(count, len(columns), 0.012, 0.03, right=0.92)
-    layout: dict = {"height": 120 + 150 * count, "margin": _MARGIN, "title": {"text": f"Layer {layer}: the {count} busiest channels of each model", "font": _TITLE_FONT}}
-    data, activation_peak, change_peak = [], 0.0, 0.0
-    for row in range(count):
-        for column, (name, kind) in enumerate(columns):
+    kinds = ("before", "after", "change")
+    label_room, group_gap, column_gap, right = 0.035, 0.05, 0.012, 0.92
+    width = (right - 2 * label_room - group_gap - 2 * (len(kinds) - 1) * column_gap) / (2 * len(kinds))
+    vertical_gap = 0.03
+    height = (1.0 - vertical_gap * (count - 1)) / count
+    layout: dict = {
+        "height": 150 + 150 * count, "margin": {**_MARGIN, "t": 104},
+        "title": {"text": f"Layer {layer}: the {count} busiest channels of each model", "font": TITLE_FONT},
+    }  # fmt: skip
+    annotations: list[dict] = []
+    data, activation_peak, change_peak, index = [], 0.0, 0.0, 0
+    for group, name in enumerate(MODEL_NAMES):
+        start = group * (label_room + len(kinds) * width + (len(kinds) - 1) * column_gap + group_gap) + label_room
+        group_end = start + len(kinds) * width + (len(kinds) - 1) * column_gap
+        annotations.append(_label(MODEL_TITLES[name], (start + group_end) / 2, 1.0, yshift=26, size=BASE_FONT, bold=True))
+        for row in range(count):
             channel = chosen[name][row]
+            top = 1.0 - row * (height + vertical_gap)
+            annotations.append(_label(f"ch {channel}", start - 0.006, top - height / 2, anchor=("right", "middle"), size=BASE_FONT - 2, angle=-90))
             clean = outcomes[name].clean_maps[layer][..., channel]
             perturbed = outcomes[name].perturbed_maps[layer][..., channel]
-            title = f"{MODEL_TITLES[name].split(' ')[0]} ch {channel}: {kind}"  # channel numbers differ between models
-            axes = _square_cell(layout, row * len(columns) + column + 1, cells[row * len(columns) + column], clean.shape, title)
-            if kind == "change":
-                values, axis = perturbed - clean, "coloraxis2"
-                change_peak = max(change_peak, float(np.abs(values).max()))
-            else:
-                values, axis = (clean if kind == "before" else perturbed), "coloraxis"
-                activation_peak = max(activation_peak, float(values.max()))
-            data.append(_heatmap(values, axes, axis, f"{name} channel {channel} {kind}"))
-    for annotation in layout["annotations"]:
-        annotation["font"] = {"size": BASE_FONT - 2}
+            for column, kind in enumerate(kinds):
+                left = start + column * (width + column_gap)
+                index += 1
+                axes = _square_cell(layout, index, ([round(left, 6), round(left + width, 6)], [round(max(0.0, top - height), 6), round(top, 6)]), clean.shape)
+                if row == 0:
+                    annotations.append(_label(kind, left + width / 2, 1.0, size=BASE_FONT - 2))
+                if kind == "change":
+                    values, axis = perturbed - clean, "coloraxis2"
+                    change_peak = max(change_peak, float(np.abs(values).max()))
+                else:
+                    values, axis = (clean if kind == "before" else perturbed), "coloraxis"
+                    activation_peak = max(activation_peak, float(values.max()))
+                data.append(_heatmap(values, axes, axis, f"{MODEL_TITLES[name]} channel {channel}, {kind}"))
+    layout["annotations"] = annotations
     layout.update(_colour_axes(activation_peak, change_peak))
-    return _figure({"data": data, "layout": layout})
+    return figure({"data": data, "layout": layout})
+
+
+def _label(text: str, x: float, y: float, anchor: tuple[str, str] = ("center", "bottom"), size: int = BASE_FONT, yshift: int = 0, angle: int = 0, bold: bool = False) -> dict:
+    """A text placed in paper coordinates (column headings, row labels)."""
+    return {
+        "text": f"<b>{text}</b>" if bold else text, "x": x, "y": y, "xref": "paper", "yref": "paper", "xanchor": anchor[0], "yanchor": anchor[1],
+        "showarrow": False, "font": {"size": size}, "yshift": yshift, "textangle": angle,
+    }  # fmt: skip
 
 
 def curve_figure(curve: dict, norm: str, current_epsilon: float | None = None, classes: int = 3) -> go.Figure:
@@ -178,14 +197,14 @@ def curve_figure(curve: dict, norm: str, current_epsilon: float | None = None, c
     layout = {
         "height": 340,
         "margin": _MARGIN,
-        "title": {"text": str(curve.get("attack", "")), "font": _TITLE_FONT},
+        "title": {"text": str(curve.get("attack", "")), "font": TITLE_FONT},
         "xaxis": {"title": {"text": f"budget ε ({norm_symbol(norm)}{', in 1/255 steps' if norm == 'infinity' else ''})"}},
         "yaxis": {"title": {"text": "test accuracy"}, "range": [0, 105], "ticksuffix": "%"},
         "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.02, "x": 0},
         "shapes": shapes,
         "annotations": annotations,
     }
-    return _figure({"data": data, "layout": layout})
+    return figure({"data": data, "layout": layout})
 
 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str, colour: str) -> go.Figure:
@@ -195,23 +214,30 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], title: str,
     data = [{
         "type": "heatmap", "z": matrix, "x": labels, "y": labels, "colorscale": [[0.0, "#FFFFFF"], [1.0, colour]], "showscale": False,
         "zmin": 0, "zmax": max(int(matrix.max()), 1), "text": matrix, "texttemplate": "%{text}", "textfont": {"size": BASE_FONT + 2},
-        "hovertemplate": "true %{y}, answered %{x}: %{z} photos<extra></extra>",
+        "hoverinfo": "skip",
     }]  # fmt: skip
+    # Streamlit reports no click on a heatmap: a clear marker over each cell takes the hover and the click.
+    cells = [(true, answer) for true in range(len(labels)) for answer in range(len(labels))]
+    data.append({
+        "type": "scatter", "mode": "markers", "x": [labels[a] for _, a in cells], "y": [labels[t] for t, _ in cells], "customdata": cells,
+        "text": [int(matrix[t, a]) for t, a in cells], "marker": {"symbol": "square", "size": 56, "color": "rgba(0, 0, 0, 0)"}, "showlegend": False,
+        "hovertemplate": "true %{y}, answered %{x}: %{text} photos (click to see them)<extra></extra>",
+    })  # fmt: skip
     layout = {
         "height": 330,
         "margin": {"l": 8, "r": 8, "t": 48, "b": 8},
-        "title": {"text": f"{title} — {np.trace(matrix) / total:.0%} right", "font": _TITLE_FONT},
+        "title": {"text": f"{title} — {np.trace(matrix) / total:.0%} right", "font": TITLE_FONT},
         "xaxis": {"title": {"text": "answer"}, "side": "bottom", "automargin": True},
         "yaxis": {"title": {"text": "true class"}, "autorange": "reversed", "automargin": True},
     }
-    return _figure({"data": data, "layout": layout})
+    return figure({"data": data, "layout": layout})
 
 
-def for_screen(figure: go.Figure, presentation: bool) -> go.Figure:
+def for_screen(chart: go.Figure, presentation: bool) -> go.Figure:
     """Presentation mode: every font and the figure's height scaled up for a projector."""
     if not presentation:
-        return figure
-    layout = figure.layout
+        return chart
+    layout = chart.layout
     layout.font = {"size": round(BASE_FONT * PRESENTATION_SCALE)}
     if layout.height:
         layout.height = round(layout.height * PRESENTATION_SCALE)
@@ -220,4 +246,30 @@ def for_screen(figure: go.Figure, presentation: bool) -> go.Figure:
     for annotation in layout.annotations or ():
         if annotation.font and annotation.font.size:
             annotation.font.size = round(annotation.font.size * PRESENTATION_SCALE)
-    return figure
+    return chart
+
+
+def runs_figure(points: Sequence[tuple[str, dict[str, float], dict[str, float]]], attack: str) -> go.Figure:
+    """Clean (x) against robust (y) accuracy: each run one line from its baseline to its NSL model
+    (what the NSL training bought and cost), named in the legend; the numbers on hover.
+
+    Why no text labels on the points: runs that land close together piled their labels on top of
+    each other; a legend entry per run cannot."""
+    symbols = ("circle", "square", "diamond", "triangle-up", "cross", "x", "star", "hexagon", "triangle-down", "pentagon")
+    data = [
+        {
+            "type": "scatter", "mode": "lines+markers", "name": title, "x": [100 * clean[m] for m in MODEL_NAMES], "y": [100 * robust[m] for m in MODEL_NAMES],
+            "line": {"color": CLEAN_COLOUR, "width": 1.5}, "customdata": [MODEL_TITLES[m] for m in MODEL_NAMES],
+            "marker": {"size": 12, "symbol": symbols[number % len(symbols)], "color": [MODEL_COLOURS[m] for m in MODEL_NAMES]},
+            "hovertemplate": f"{title}<br>%{{customdata}}: clean %{{x:.1f}}%, robust %{{y:.1f}}%<extra></extra>",
+        }
+        for number, (title, clean, robust) in enumerate(points)
+    ]  # fmt: skip
+    layout = {
+        "height": 440, "margin": {"l": 8, "r": 8, "t": 56, "b": 8},
+        "title": {"text": f"Clean vs robust test accuracy ({attack}, white-box)", "font": TITLE_FONT},
+        "xaxis": {"title": {"text": "clean accuracy (%)"}, "range": [0, 102]},
+        "yaxis": {"title": {"text": "robust accuracy (%)"}, "range": [0, 102]},
+        "legend": {"orientation": "v", "x": 0.01, "y": 0.99, "bgcolor": "rgba(255,255,255,0.8)"},
+    }  # fmt: skip
+    return figure({"data": data, "layout": layout})

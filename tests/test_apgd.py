@@ -26,6 +26,15 @@ def test_dlr_loss_ignores_the_logits_scale_and_shift_and_is_positive_only_when_w
     assert loss[0] < 0 < loss[1]
 
 
+def test_targeted_dlr_loss_ignores_the_logits_scale_and_is_positive_only_when_the_target_wins():
+    logits = tf.constant([[3.0, 1.0, 0.0], [1.0, 0.5, 2.5]])
+    labels, targets = tf.constant([0, 0]), tf.constant([2, 2])
+    loss = apgd._losses(logits, labels, targets, "dlr-targeted").numpy()
+    np.testing.assert_allclose(loss, [-(3 - 0) / 3, -(1 - 2.5) / 2], rtol=1e-6)  # -(z_y - z_t) / (z_π1 - z_π3)
+    np.testing.assert_allclose(apgd._losses(logits * 5 - 1, labels, targets, "dlr-targeted").numpy(), loss, rtol=1e-5)
+    assert loss[0] < 0 < loss[1]
+
+
 def test_targeted_loss_grows_as_the_target_class_gains():
     labels, targets = tf.constant([0, 0]), tf.constant([2, 2])
     logits = tf.constant([[3.0, 1.0, 0.0], [3.0, 1.0, 2.0]])  # the second is closer to class 2
@@ -60,12 +69,14 @@ def test_fooled_examples_come_back_misclassified_within_budget(shipped_baseline)
     assert np.all(attacks.perturbation_norm(adversarial - images, "infinity") <= 4 / 255 + 1e-6)
 
 
-@pytest.mark.parametrize("norm, epsilon", [("infinity", 4 / 255), ("l2", 1.0)])
-def test_apgd_is_at_least_as_strong_as_pgd10_on_the_shipped_baseline(shipped_baseline, norm, epsilon):
+@pytest.mark.parametrize("norm, epsilon", [("infinity", 1 / 255), ("l2", 0.25)])
+def test_apgd_is_at_least_as_strong_as_pgd10_and_pgd50_on_the_shipped_baseline(shipped_baseline, norm, epsilon):
+    """At budgets where the baseline keeps photos (PGD-10 leaves over half of them), so a tie is not a tie at zero."""
     model, images, labels = shipped_baseline
     robust, _ = apgd.apgd_robust(model, images, labels, norm, epsilon)
     pgd10 = accuracy(model, attacks.attack(images, labels, model, attacks.Attack(norm, epsilon, 10)), labels)
     pgd50 = apgd.pgd_robust(model, images, labels, norm, epsilon)[0].mean()
+    assert pgd10 >= 0.3 and pgd50 >= 0.1  # the comparison means something
     assert robust.mean() <= min(pgd10, pgd50)
     assert robust.mean() < accuracy(model, images, labels)
 
@@ -76,3 +87,33 @@ def test_examples_left_out_of_the_candidates_count_as_fooled_and_are_not_attacke
     robust, adversarial = apgd.apgd_robust(tiny_model, test.images, test.labels, "infinity", 8 / 255, QUICK, candidates=candidates)
     assert not robust[~candidates].any()
     np.testing.assert_array_equal(adversarial[~candidates], test.images[~candidates])
+
+
+# --- one budget per example (what core.boundary bisects with) ---------------------------------------
+
+
+@pytest.mark.parametrize("norm, epsilon", [("infinity", 4 / 255), ("l2", 0.5)])
+def test_one_budget_per_example_equal_to_a_scalar_gives_the_same_result(tiny_model, tiny_splits, norm, epsilon):
+    test = tiny_splits["test"]
+    scalar = apgd.apgd_robust(tiny_model, test.images, test.labels, norm, epsilon, QUICK)
+    per_example = apgd.apgd_robust(tiny_model, test.images, test.labels, norm, np.full(len(test.labels), epsilon), QUICK)
+    np.testing.assert_array_equal(per_example[0], scalar[0])
+    np.testing.assert_array_equal(per_example[1], scalar[1])
+
+
+@pytest.mark.parametrize("norm, top", [("infinity", 16 / 255), ("l2", 2.0)])
+def test_each_example_stays_inside_its_own_budget(tiny_model, tiny_splits, norm, top):
+    test = tiny_splits["test"]
+    saturated = np.clip(test.images * 3 - 1, 0, 1)
+    budgets = np.linspace(0.1, 1.0, len(test.labels)) * top
+    robust, adversarial = apgd.apgd_robust(tiny_model, saturated, test.labels, norm, budgets, QUICK)
+    sizes = attacks.perturbation_norm(adversarial - saturated, norm)
+    assert np.all(sizes <= budgets * (1 + 1e-5) + 1e-6)
+    assert sizes.max() > budgets[0] * 1.5  # the larger budgets were used, not the first one for all
+    assert adversarial.min() >= 0.0 and adversarial.max() <= 1.0
+
+
+def test_budgets_of_the_wrong_length_are_refused(tiny_model, tiny_splits):
+    test = tiny_splits["test"]
+    with pytest.raises(ValueError, match="one per example"):
+        apgd.apgd_robust(tiny_model, test.images, test.labels, "infinity", np.full(3, 4 / 255), QUICK)

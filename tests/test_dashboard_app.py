@@ -6,48 +6,22 @@ folder written by the fixture; retraining tests start real subprocesses too.
 
 from __future__ import annotations
 
-import base64
-import json
 import shutil
-import os
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH, bad_uploads, unlock_teacher, write_tiny_beans
-from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
-import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
-from core import runs
-from core.train import TrainConfig
-from dashboard import passcode, retrain_panel, retraining
+from dashboard import retrain_panel
+from dashboard.retraining import shared_manager
 from dashboard.resources import command_line_data_dir
-from dashboard.retraining import TRAINING_NICENESS, TrainingManager, shared_manager
+from tests.support.beans import bad_uploads
+from tests.support.server import APP_PATH
+from tests.support.page import assert_page_ok, captions, figures, image_captions, open_class, probabilities, unlock_teacher, verdicts
 
 PASSCODE = "bean-teacher-42"
 UPLOADS = bad_uploads()
-
-
-# --- fixtures --------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def environment(monkeypatch, tiny_beans, checkpoints_dir, tmp_path):
-    """The app's environment; tests change it before the first ``run()``. Runs go to a private folder."""
-    streamlit_config.set_option("client.showErrorDetails", "full")  # tests want the real message
-    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
-    monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
-    monkeypatch.setenv(runs.RUNS_DIR_ENV, str(tmp_path / "runs"))
-    monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
-    passcode.shared_lockout.clear()  # no wrong passcodes left over from another test
-    return monkeypatch
-
-
-@pytest.fixture
-def app(environment) -> AppTest:
-    return AppTest.from_file(str(APP_PATH), default_timeout=60)
 
 
 @pytest.fixture
@@ -56,52 +30,6 @@ def own_checkpoints(environment, checkpoints_dir, tmp_path) -> Path:
     folder = shutil.copytree(checkpoints_dir, tmp_path / "checkpoints")
     environment.setenv("BEANGUARD_CHECKPOINT_DIR", str(folder))
     return folder
-
-
-# --- reading the page ------------------------------------------------------------------------------
-
-
-def _values(encoded) -> np.ndarray:
-    """Plotly 7 sends numpy arrays as {"dtype", "bdata"}; plain lists pass through."""
-    if isinstance(encoded, dict):
-        return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
-    return np.asarray(encoded, dtype=float)
-
-
-def figures(at: AppTest) -> list[dict]:
-    return [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
-
-
-def probabilities(at: AppTest) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts (in page order),
-    whose bars are labelled "before" and "after" the change."""
-    bars = [f for f in figures(at) if [trace.get("name") for trace in f["data"]] == ["before", "after"]]
-    assert len(bars) == 2, f"expected one bar chart per model, found {len(bars)}"
-    which = {"before": "clean", "after": "perturbed"}
-    return {name: {which[trace["name"]]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
-
-
-def verdicts(at: AppTest) -> list[str]:
-    """Both models' verdict cards (section 3), as their HTML."""
-    return [m.value for m in at.markdown if 'class="bg-verdict' in m.value]
-
-
-def captions(at: AppTest) -> list[str]:
-    return [c.value for c in at.caption]
-
-
-def image_captions(at: AppTest) -> list[str]:
-    return [caption for image in at.image for caption in image.captions]
-
-
-def open_class(at: AppTest, label: int) -> AppTest:
-    """Show the first test photo of class ``label`` (the page opens on a good example of any class)."""
-    at.selectbox(key="test_class").set_value(label).run()
-    return at.slider(key=f"test_index_{label}").set_value(1).run()
-
-
-def assert_page_ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
 
 
 def assert_both_perturbed_changed(before, after) -> None:
@@ -147,7 +75,7 @@ def test_choosing_another_image_number_changes_the_clean_predictions(app):
 # --- attack controls -------------------------------------------------------------------------------
 
 
-def test_step_size_change_updates_both_models_perturbed_probabilities(app):
+def test_budget_change_updates_both_models_perturbed_probabilities(app):
     app.run()
     before = probabilities(app)
     app.slider(key="epsilon_infinity").set_value(16).run()
@@ -155,7 +83,7 @@ def test_step_size_change_updates_both_models_perturbed_probabilities(app):
     assert_both_perturbed_changed(before, probabilities(app))
 
 
-def test_zero_step_size_leaves_the_image_unchanged(app):
+def test_zero_budget_leaves_the_image_unchanged(app):
     app.run()
     app.slider(key="epsilon_infinity").set_value(0).run()
     shown = probabilities(app)
@@ -180,18 +108,18 @@ def test_l1_attack_prints_its_measured_norm(app):
     assert "‖δ‖₁ = " in stage.proto.help  # the technical name in the tooltip
 
 
-def test_attack_source_change_updates_both_models_perturbed_probabilities(app):
+def test_attacker_change_updates_both_models_perturbed_probabilities(app):
     app.run()
     before = probabilities(app)
-    app.radio(key="source").set_value("adversarial").run()
+    app.radio(key="attacker").set_value("adversarial").run()
     assert_page_ok(app)
     assert_both_perturbed_changed(before, probabilities(app))
     assert any("transfer from the NSL model" in c.value for c in app.caption)
 
 
-def test_white_box_source_shows_one_perturbation_per_model(app):
+def test_white_box_attacker_shows_one_perturbation_per_model(app):
     app.run()
-    app.radio(key="source").set_value("self").run()
+    app.radio(key="attacker").set_value("self").run()
     assert_page_ok(app)
     shown = image_captions(app)
     assert sum(caption.startswith("Change for the") for caption in shown) == 2
@@ -259,14 +187,32 @@ def test_whole_split_table_compares_clean_and_perturbed_accuracy_on_a_button(app
     assert set(table.columns) >= {"baseline", "adversarial", "threat model"}
 
 
-def test_accuracy_curve_is_computed_on_a_button_and_then_cached(app):
+def test_a_missing_accuracy_curve_is_the_teachers_to_compute_now_and_then_everybodys(app, environment):
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
     app.run()
+    assert not any(b.key == "curve_button_l2" for b in app.button)  # a student waits for the background, never starts it
+    unlock_teacher(app, PASSCODE)
     app.button(key="curve_button_l2").click().run()
     assert_page_ok(app)
     curve = next(f for f in figures(app) if "white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", ""))
     assert [trace["name"] for trace in curve["data"]] == ["Baseline", "NSL model"]
     fresh = AppTest.from_file(str(APP_PATH), default_timeout=60).run()  # another session: no button needed
     assert any("white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", "") for f in figures(fresh))
+
+
+def test_a_new_pair_gets_its_good_examples_and_missing_curves_in_the_background(environment, checkpoints_dir, tiny_beans, tmp_path):
+    from core import checkpoints, data
+    from dashboard import resources
+
+    environment.setenv("BEANGUARD_STORE_URL", f"sqlite:///{tmp_path / 'class.db'}")
+    pair, split = checkpoints.load_pair(checkpoints_dir), data.load_split("test", 32, tiny_beans)
+    assert all(resources.stored_curve(pair, "tiny", norm) is None for norm in ("infinity", "l2", "l1"))  # a retrain saves no curves
+    status = resources.WarmUp(total=4)
+    resources._prepare(pair, split, "tiny", status)
+    assert status.done == 4
+    assert all(resources.stored_curve(pair, "tiny", norm)["attack"].startswith("white-box PGD") for norm in ("infinity", "l2", "l1"))
+    default = resources._example_settings(resources.settings_from_state({}))
+    assert resources.split_results_for(pair, split, "tiny", default, compute=False) is not None  # "Show me a good example" waits for nothing
 
 
 # --- uploads ---------------------------------------------------------------------------------------
@@ -300,9 +246,10 @@ def test_unusable_upload_is_refused_with_one_sentence_and_the_app_keeps_running(
     app.radio(key="image_source").set_value("upload").run()
     app.file_uploader(key="upload").set_value((filename, content, "application/octet-stream")).run()
     assert_page_ok(app)
-    assert len(app.error) == 1
-    message = app.error[0].value
-    assert message.startswith(filename) and "\n" not in message and "Traceback" not in message
+    assert len(app.sidebar.error) == 1
+    message = app.sidebar.error[0].value
+    assert message.startswith(filename) and "\n" not in message and "Traceback" not in message and "Pillow" not in message
+    assert [e.value for e in app.main.error] == [f"Your photo {filename} was not used: {message}"]  # said where the verdicts would be
     assert verdicts(app) == []
     app.radio(key="image_source").set_value("test").run()  # and the app still works afterwards
     assert len(verdicts(app)) == 2
@@ -348,7 +295,7 @@ def test_a_wide_photo_is_centre_cropped_and_the_page_says_so(app, tiny_beans):
 def test_a_five_pixel_image_is_refused_with_its_size(app):
     _upload(app, "tiny.png", _png(np.full((5, 5, 3), 120)))
     assert_page_ok(app)
-    assert [e.value for e in app.error] == ["tiny.png: The image is only 5x5 pixels; photos need at least 32 pixels on each side to show a leaf."]
+    assert [e.value for e in app.sidebar.error] == ["tiny.png: The image is only 5x5 pixels; photos need at least 32 pixels on each side to show a leaf."]
     assert verdicts(app) == []
 
 
@@ -386,7 +333,7 @@ def test_missing_data_folder_shows_core_data_error(app, environment, tmp_path):
     assert any("does not exist" in e.value for e in app.error)
 
 
-def test_without_a_local_folder_and_without_network_the_page_says_so_within_15_seconds(app, environment, tmp_path):
+def test_without_a_local_folder_and_without_network_the_page_shows_the_shipped_photos_and_says_so(app, environment, tmp_path):
     import socket
     import time
 
@@ -402,7 +349,9 @@ def test_without_a_local_folder_and_without_network_the_page_says_so_within_15_s
     app.run()
     assert time.monotonic() - started < 15
     assert_page_ok(app)
-    assert any("looks offline" in e.value and "BEANS_DATA_DIR" in e.value for e in app.error), [e.value for e in app.error]
+    assert not app.error, [e.value for e in app.error]
+    assert len(verdicts(app)) == 2
+    assert any("shipped with Beanguard" in c and "BEANS_DATA_DIR" in c for c in captions(app)), captions(app)
 
 
 def test_data_dir_comes_from_the_command_line_after_a_double_dash():
@@ -410,16 +359,14 @@ def test_data_dir_comes_from_the_command_line_after_a_double_dash():
     assert command_line_data_dir(["-q", "tests"]) is None  # pytest's own arguments are ignored
 
 
-# --- retraining ------------------------------------------------------------------------------------
-
-FAKE_CONFIG = TrainConfig(epochs=1, adversarial_epochs=1)  # what the fake trainers below "train"
+# --- retraining (the training manager itself: tests/test_training_manager.py) ----------------------
 
 
 def test_student_pages_hold_no_retrain_form_and_no_password_field(app, environment):
     environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
     app.run()
     assert_page_ok(app)
-    assert [t.key for t in app.text_input] == []  # not even hidden: no passcode field in the page
+    assert [t.key for t in app.text_input] == []  # not even hidden: no passcode field in the page (and no round to join)
     keys = {button.key for button in app.button}
     assert "teacher_button" in keys and not keys & {"train_start", "train_stop", "runs_show", "runs_restore", "runs_delete"}
 
@@ -435,10 +382,10 @@ def test_teacher_button_or_query_parameter_reveals_only_the_passcode_field(app, 
     assert [t.key for t in other.text_input] == ["teacher_passcode"]
 
 
-def test_retraining_is_disabled_without_a_configured_passcode(app):
+def test_without_a_passcode_a_student_pressing_teacher_reads_one_plain_sentence(app):
     app.run()
     app.button(key="teacher_button").click().run()
-    assert any("no teacher passcode is configured" in i.value for i in app.info)
+    assert [i.value for i in app.info] == ["The teacher tools are not set up on this server yet."]  # no admin instructions
     assert [t.key for t in app.text_input] == [] and not any(b.key == "train_start" for b in app.button)
 
 
@@ -462,86 +409,3 @@ def test_the_right_passcode_shows_the_form_built_from_the_quick_recipe(app, envi
     assert app.number_input(key="train_adv_epsilon_infinity").value == pytest.approx(quick.adv_epsilon * 255)
     assert app.slider(key="train_multiplier").value == pytest.approx(quick.multiplier)
     assert {"train_start", "runs_show", "runs_restore", "runs_delete"} <= {b.key for b in app.button}
-
-
-def test_failed_retraining_keeps_no_run_and_says_why(app, environment, tmp_path):
-    test_only = write_tiny_beans(tmp_path / "test_only", splits=("test",))  # the app works, training cannot
-    environment.setenv("BEANS_DATA_DIR", str(test_only))
-    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
-    retraining.shared_manager.clear()
-    app.run()
-    old_version = app.session_state["pair_version"]
-    unlock_teacher(app, PASSCODE)
-    app.number_input(key="train_adversarial_epochs").set_value(1)
-    app.button(key="train_start").click().run()
-    status = shared_manager().wait(timeout=120)
-    assert status.state == "failed"
-    app.run()
-    assert any("Training failed" in e.value and "nothing was kept" in e.value for e in app.error), [e.value for e in app.error]
-    assert app.session_state["pair_version"] == old_version
-    assert runs.trained_runs() == [] and not any(runs.runs_dir().iterdir())  # the partial folder is gone too
-    assert len(verdicts(app)) == 2
-
-
-def _fake_trainer(script: str) -> list[str]:
-    return [sys.executable, "-c", script]
-
-
-def test_second_start_while_a_run_is_going_is_refused(tmp_path):
-    manager = TrainingManager(_fake_trainer("import time; time.sleep(60)"))
-    started, _ = manager.start(FAKE_CONFIG, None, runs_root=tmp_path)
-    try:
-        assert started
-        again, message = manager.start(FAKE_CONFIG, None, runs_root=tmp_path)
-        assert not again and "already in progress" in message
-    finally:
-        assert manager.cancel()[0]
-    assert manager.status().state == "failed" and "stopped" in manager.status().message
-
-
-def test_pages_poll_the_shared_run_slowly_when_idle_and_fast_while_one_trains(app, environment, tmp_path):
-    manager = TrainingManager(_fake_trainer("import time; time.sleep(60)"))
-    environment.setattr(retrain_panel, "shared_manager", lambda: manager)
-    app.run()
-    assert app.session_state["progress_polled_fast"] is False
-    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
-    try:
-        app.run()
-        assert app.session_state["progress_polled_fast"] is True
-    finally:
-        manager.cancel()
-
-
-def test_training_runs_at_lower_priority_than_the_pages(tmp_path):
-    report = tmp_path / "niceness.txt"
-    manager = TrainingManager(_fake_trainer(f"import os, time; time.sleep(0.5); open({str(report)!r}, 'w').write(str(os.nice(0)))"))
-    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
-    manager.wait(timeout=30)
-    assert int(report.read_text()) >= os.nice(0) + TRAINING_NICENESS
-
-
-def test_a_finished_run_leaves_no_scratch_folder_but_keeps_its_log_tail(tmp_path):
-    manager = TrainingManager(_fake_trainer("import sys; print('out of beans', file=sys.stderr); sys.exit(3)"))
-    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
-    progress_file = Path(manager.status().command[manager.status().command.index("--progress-file") + 1])
-    status = manager.wait(timeout=30)
-    assert status.state == "failed" and "out of beans" in status.log_tail
-    assert not progress_file.parent.exists()
-
-
-def test_progress_file_events_become_a_shared_progress_bar_and_error_message(tmp_path):
-    script = (
-        "import json, sys, time\n"
-        "path = sys.argv[sys.argv.index('--progress-file') + 1]\n"
-        "def log(**event):\n"
-        "    open(path, 'a').write(json.dumps(event) + '\\n')\n"
-        "log(event='start')\n"
-        "log(event='epoch', model='baseline', epoch=1, epochs=1, seconds=0.1, metrics={'loss': 1.0, 'val_accuracy': 0.5})\n"
-        "log(event='error', message='ValueError: out of beans')\n"
-        "sys.exit(1)\n"
-    )
-    manager = TrainingManager(_fake_trainer(script))
-    assert manager.start(FAKE_CONFIG, None, runs_root=tmp_path)[0]
-    status = manager.wait(timeout=30)
-    assert status.state == "failed" and "out of beans" in status.message
-    assert len(status.epochs) == 1 and status.fraction == pytest.approx(0.5)

@@ -14,25 +14,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from dashboard_helpers import (
-    CHROMIUM_ARGS,
-    free_port,
-    open_when_ready,
-    start_server,
-    stop_server,
-    tiny_beans,
-    tiny_checkpoints,
-    wait_for_bars,
-)
+from tests.support.server import CHROMIUM_ARGS, open_when_ready, running_server, server_env, wait_for_bars
 
 VERDICT = ".st-key-verdict_{name} .bg-verdict"
 
 
 def _server_environment(base: Path) -> dict[str, str]:
+    env = server_env(base, BEANGUARD_TEACHER_PASSCODE="browser-test")
     real_beans = Path(os.environ.get("BEANS_DATA_DIR", "/nonexistent"))
-    data_dir = real_beans if (real_beans / "test").is_dir() else tiny_beans(base)  # real leaves look better
-    checkpoints = tiny_checkpoints(base)
-    return {"BEANS_DATA_DIR": str(data_dir), "BEANGUARD_CHECKPOINT_DIR": str(checkpoints), "BEANGUARD_TEACHER_PASSCODE": "browser-test"}
+    if (real_beans / "test").is_dir():
+        env["BEANS_DATA_DIR"] = str(real_beans)  # real leaves look better
+    return env
 
 
 def _full_page_screenshot(page, path: Path) -> None:
@@ -46,12 +38,10 @@ def _full_page_screenshot(page, path: Path) -> None:
     page.screenshot(path=str(path), full_page=True)
 
 
-def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(chromium, tmp_path_factory, tmp_path):
+def test_moving_the_budget_slider_updates_both_predictions_in_a_real_browser(chromium, tmp_path_factory, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
-    port = free_port()
-    server = start_server(port, _server_environment(tmp_path_factory.getbasetemp()), tmp_path / "server.log")
-    try:
+    with running_server(_server_environment(tmp_path_factory.getbasetemp()), tmp_path / "server.log", wait=False) as (port, server):
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
             try:
@@ -81,5 +71,3 @@ def test_moving_the_step_size_slider_updates_both_predictions_in_a_real_browser(
                 expect(page.locator("input[type=password]")).to_have_count(1, timeout=60_000)
             finally:
                 browser.close()
-    finally:
-        stop_server(server)

@@ -18,7 +18,9 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import CHROMIUM_ARGS, REPO_ROOT, free_port, open_when_ready, start_server, stop_server, tiny_beans, tiny_checkpoints
+
+from tests.support.beans import REPO_ROOT
+from tests.support.server import open_when_ready, running_server, server_env
 
 PASSCODE = "lesson-teacher-7"
 SCREENSHOTS = {"one_screen": REPO_ROOT / "dashboard" / "screenshot.png", "lesson": REPO_ROOT / "dashboard" / "screenshot_lesson.png"}
@@ -31,30 +33,11 @@ def server_setup(tmp_path_factory):
     """(url, real): the server's address, and whether it serves the shipped models on real Beans."""
     real_beans = Path(os.environ.get("BEANS_DATA_DIR", "/nonexistent"))
     real = (real_beans / "test").is_dir() and (SHIPPED / "metadata.json").is_file()
-    base = tmp_path_factory.getbasetemp()
-    env = {
-        "BEANS_DATA_DIR": str(real_beans if real else tiny_beans(base)),
-        "BEANGUARD_CHECKPOINT_DIR": str(SHIPPED if real else tiny_checkpoints(base)),
-        "BEANGUARD_TEACHER_PASSCODE": PASSCODE,
-    }
-    port = free_port()
-    server = start_server(port, env, tmp_path_factory.mktemp("lesson_server") / "server.log")
-    try:
+    env = server_env(tmp_path_factory.getbasetemp(), BEANGUARD_TEACHER_PASSCODE=PASSCODE)
+    if real:
+        env.update(BEANS_DATA_DIR=str(real_beans), BEANGUARD_CHECKPOINT_DIR=str(SHIPPED))
+    with running_server(env, tmp_path_factory.mktemp("lesson_server") / "server.log", wait=False) as (port, server):
         yield f"http://127.0.0.1:{port}", real, server
-    finally:
-        stop_server(server)
-
-
-@pytest.fixture(scope="module")
-def browser(chromium):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _open(browser, server_setup, query: str = "", width: int = 1280, height: int = 720):
@@ -101,6 +84,10 @@ def test_both_verdicts_with_a_percentage_are_on_the_first_screen(browser, server
 def test_default_photo_is_right_clean_and_fooled_for_the_baseline_and_held_by_nsl(browser, server_setup):
     _, real, _ = server_setup
     if not real:
+        from conftest import missing_real_beans, shipped_checkpoints_present
+
+        if os.environ.get("CI") or shipped_checkpoints_present():
+            pytest.fail(missing_real_beans(), pytrace=False)
         pytest.skip("needs the shipped models on the real Beans test split")
     page = _open(browser, server_setup)
     try:
@@ -113,44 +100,56 @@ def test_default_photo_is_right_clean_and_fooled_for_the_baseline_and_held_by_ns
         page.close()
 
 
-def _settings_shown(page, settings, timeout_ms: int = 60_000) -> None:
+def _settings_shown(page, settings, timeout_ms: int = 60_000, what: str = "") -> None:
     """Until both verdict cards were drawn for ``settings`` (their data-view ends with its link values)."""
-    from dashboard.page_state import url_values
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    from dashboard.settings import url_values
 
     expected = " " + " ".join(url_values(settings, None, None, False).values())
-    page.wait_for_function(
-        "expected => { const views = [...document.querySelectorAll('.bg-verdict')].map(c => c.getAttribute('data-view'));"
-        " return views.length === 2 && views.every(v => v.endsWith(expected)); }",
-        arg=expected,
-        timeout=timeout_ms,
-    )
+    try:
+        page.wait_for_function(
+            # Streamlit keeps the previous run's elements, faded (data-stale), until the new run ends: count the current ones
+            "expected => { const views = [...document.querySelectorAll('.bg-verdict')].filter(c => !c.closest('[data-stale=\"true\"]')).map(c => c.getAttribute('data-view'));"
+            " return views.length === 2 && views.every(v => v.endsWith(expected)); }",
+            arg=expected,
+            timeout=timeout_ms,
+        )
+    except PlaywrightTimeout:
+        raise AssertionError(f"{what}: the verdict cards show {_views(page)}, not views ending with {expected!r}") from None
 
 
 def test_the_whole_lesson_forwards_and_back_without_an_exception(browser, server_setup):
-    from dashboard.lesson import STEPS
+    from dashboard.lesson import CORE_STEPS, STEPS, step_heading
 
     page = _open(browser, server_setup)
     try:
         page.get_by_role("button", name=re.compile("lesson", re.I)).click()
         panel = page.locator(".st-key-lesson_panel")
         steps = len(STEPS)
-        assert 6 <= steps <= 8
+        assert 6 <= CORE_STEPS <= 8 and steps - CORE_STEPS <= 2  # the lesson proper fits 10 minutes; optional steps after it
         for step in range(1, steps + 1):
-            page.get_by_text(re.compile(f"step {step} of {steps}")).wait_for(timeout=60_000)
-            _settings_shown(page, STEPS[step - 1].settings)  # the step set the controls, and both models answered
+            page.get_by_text(re.compile(re.escape(step_heading(step - 1)))).wait_for(timeout=60_000)
+            _settings_shown(page, STEPS[step - 1].settings, what=f"forward, step {step}")  # the step set the controls, and both models answered
             _wait_until_idle(page)
             _no_exception(page)
             if step == 3:
                 _keep_screenshot(page, server_setup, "lesson")
+            anchor = STEPS[step - 1].scroll_to
+            if anchor:  # the step talks about a section below: the page brought it into view
+                page.wait_for_function(
+                    "id => { const e = document.getElementById(id); if (!e) return false; const r = e.getBoundingClientRect(); return r.top >= 0 && r.top < window.innerHeight; }",
+                    arg=anchor, timeout=15_000,
+                )
             if step < steps:
                 panel.get_by_role("button", name="Next", exact=True).click()
         assert panel.get_by_role("button", name="Next", exact=True).is_disabled()
-        assert any(s.settings.kind == "attack" and s.settings.iterations > 1 and s.settings.source == "self" for s in STEPS), "a white-box PGD step"
+        assert any(s.settings.kind == "attack" and s.settings.iterations > 1 and s.settings.attacker == "self" for s in STEPS), "a white-box PGD step"
         assert any(s.settings.kind == "corruption" for s in STEPS), "a natural-corruption step"
         for step in range(steps - 1, 0, -1):
             panel.get_by_role("button", name="Back", exact=True).click()
-            page.get_by_text(re.compile(f"step {step} of {steps}")).wait_for(timeout=60_000)
-            _settings_shown(page, STEPS[step - 1].settings)
+            page.get_by_text(re.compile(re.escape(step_heading(step - 1)))).wait_for(timeout=60_000)
+            _settings_shown(page, STEPS[step - 1].settings, what=f"back, step {step}")
             _wait_until_idle(page)
             _no_exception(page)
     finally:
@@ -169,14 +168,14 @@ def test_a_shared_link_opens_every_control_at_its_values(browser, server_setup):
         image = filenames.split()[0].split("/")[1]
     finally:
         first.close()
-    query = {"image": image, "attack": "pgd", "steps": "5", "norm": "l2", "budget": "1.5", "source": "self", "layer": "conv2", "present": "1"}
+    query = {"image": image, "attack": "pgd", "steps": "5", "norm": "l2", "budget": "1.5", "attacker": "self", "layer": "conv2", "present": "1"}
     page = _open(browser, server_setup, "?" + urllib.parse.urlencode(query))
     try:
         _wait_until_idle(page)
         sidebar = page.locator('[data-testid="stSidebar"]')
         assert _checked_label(page, "norm") == "Overall distance (L2)"
         assert _checked_label(page, "method") == "Many small steps (PGD)"
-        assert _checked_label(page, "source") == "The attacker knows each model (strongest)"
+        assert _checked_label(page, "attacker") == "The attacker knows each model (strongest)"
         assert page.locator(".st-key-epsilon_l2 input[type=range]").input_value() == "1.5"
         assert _checked_label(page, "iterations") == "5"
         assert page.locator(".st-key-layer input[role=combobox]").input_value() == "conv2"

@@ -13,52 +13,51 @@ import json
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH
-from streamlit import config as streamlit_config
-from streamlit.testing.v1 import AppTest
 
-import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
+from core.attacks import DEFAULT_PGD_STEPS
 from core.examples import Outcomes
-from dashboard import attack_controls, lesson, page_state
-from dashboard.analysis import AttackSettings, run_interaction, warm_up, warm_up_plan
+from dashboard import lesson, settings as page_settings
+from dashboard.analysis import run_interaction, warm_up, warm_up_plan
+from dashboard.settings import PGD_STEP_CHOICES, AttackSettings, settings_from_state
 from dashboard.split_analysis import SplitResults
-from dashboard.wording import duration_words, models_caption, percent, time_ago
+from dashboard.wording import duration_words, models_caption, percent, short_label, time_ago
+from tests.support.page import assert_page_ok, shown_filename
 
 # --- links ----------------------------------------------------------------------------------------
 
 SETTINGS = [
     AttackSettings(),
-    AttackSettings(norm="l2", epsilon=1.5, iterations=5, source="self"),
-    AttackSettings(norm="l1", epsilon=20.0, iterations=20, source="adversarial"),
+    AttackSettings(norm="l2", epsilon=1.5, iterations=5, attacker="self"),
+    AttackSettings(norm="l1", epsilon=20.0, iterations=20, attacker="adversarial"),
     AttackSettings(norm="infinity", epsilon=0.0),
     AttackSettings(kind="corruption", corruption="jpeg", severity=4),
 ]
 
 
-@pytest.mark.parametrize("settings", SETTINGS, ids=lambda s: s.short_label)
+@pytest.mark.parametrize("settings", SETTINGS, ids=short_label)
 def test_a_link_round_trips_every_control(settings):
-    link = page_state.url_values(settings, "healthy_test_01.jpg", "conv2", present=True)
-    state = page_state.widget_values(link)
-    assert attack_controls.settings_from_state(state) == settings
-    assert state["layer"] == "conv2" and state["present"] is True and state[page_state.PENDING_IMAGE] == "healthy_test_01.jpg"
+    link = page_settings.url_values(settings, "healthy_test_01.jpg", "conv2", present=True)
+    state = page_settings.widget_values(link)
+    assert settings_from_state(state) == settings
+    assert state["layer"] == "conv2" and state["present"] is True and state[page_settings.PENDING_IMAGE] == "healthy_test_01.jpg"
 
 
 def test_link_values_read_like_the_page():
-    link = page_state.url_values(AttackSettings(epsilon=8 / 255, iterations=10, source="self"), None, None, present=False)
-    assert link == {"attack": "pgd", "norm": "linf", "budget": "8/255", "source": "self", "steps": "10"}
+    link = page_settings.url_values(AttackSettings(epsilon=8 / 255, iterations=10, attacker="self"), None, None, present=False)
+    assert link == {"attack": "pgd", "norm": "linf", "budget": "8/255", "attacker": "self", "steps": "10"}
 
 
 @pytest.mark.parametrize(
     "params",
-    [{"norm": "l7"}, {"budget": "999/255"}, {"budget": "lots"}, {"steps": "7"}, {"source": "teacher"}, {"attack": "laser"}, {"budget": "nan"}],
+    [{"norm": "l7"}, {"budget": "999/255"}, {"budget": "lots"}, {"steps": "7"}, {"attacker": "teacher"}, {"attack": "laser"}, {"budget": "nan"}],
 )
 def test_nonsense_in_a_link_is_skipped(params):
-    assert page_state.widget_values(params) == {}
+    assert page_settings.widget_values(params) == {}
 
 
 def test_a_budget_between_slider_positions_snaps_to_the_nearest():
-    assert page_state.parse_budget("l2", "1.03") == pytest.approx(1.05)
-    assert page_state.parse_budget("infinity", "7.6") == 8
+    assert page_settings.parse_budget("l2", "1.03") == pytest.approx(1.05)
+    assert page_settings.parse_budget("infinity", "7.6") == 8
 
 
 # --- words ----------------------------------------------------------------------------------------
@@ -131,9 +130,10 @@ def test_gallery_filters_pick_the_photos_they_name():
 
 def test_csv_has_one_row_per_photo_with_both_models_before_and_after():
     rows = list(csv.DictReader(io.StringIO(_results().to_csv(["angular_leaf_spot", "bean_rust", "healthy"]))))
-    assert [row["file"] for row in rows] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
-    assert rows[0]["baseline_clean_right"] == "1" and rows[0]["baseline_perturbed_answer"] == "bean_rust"
-    assert rows[3]["adversarial_perturbed_right"] == "1"
+    assert [row["photo"] for row in rows] == ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+    assert rows[0]["Baseline: right before the change"] == "yes" and rows[0]["Baseline: answer on the changed photo"] == "bean rust"
+    assert rows[3]["NSL model: right on the changed photo"] == "yes"
+    assert rows[0]["Baseline: confidence before the change"].endswith("%")
 
 
 def test_accuracy_table_rows_match_the_results():
@@ -145,11 +145,13 @@ def test_accuracy_table_rows_match_the_results():
 
 
 def test_the_warm_up_plan_reaches_every_attack_the_controls_offer():
-    plan = warm_up_plan(attack_controls.PGD_STEP_CHOICES, attack_controls.DEFAULT_PGD_STEPS)
-    traced = {(s.norm, s.iterations) for s in plan if s.kind == "attack" and s.source == "self"}  # "self" runs both models
-    assert traced == {(norm, steps) for norm in ("infinity", "l2", "l1") for steps in (1, *attack_controls.PGD_STEP_CHOICES)}
+    plan = warm_up_plan(PGD_STEP_CHOICES, DEFAULT_PGD_STEPS)
+    traced = {(s.norm, s.iterations) for s in plan if s.kind == "attack" and s.attacker == "self" and s.target is None}  # "self" runs both models
+    assert traced == {(norm, steps) for norm in ("infinity", "l2", "l1") for steps in (1, *PGD_STEP_CHOICES)}
     assert {s.corruption for s in plan if s.kind == "corruption"} == {"gaussian_noise", "blur", "jpeg", "misalignment"}
-    assert plan[0] == AttackSettings(epsilon=plan[0].epsilon, source="self")  # the default attack first
+    aimed = {(s.norm, s.iterations) for s in plan if s.kind == "attack" and s.target is not None}
+    assert aimed == traced  # "Aim at a class" is a graph of its own for every norm and step count
+    assert plan[0] == AttackSettings(epsilon=plan[0].epsilon, attacker="self")  # the default attack first
 
 
 def _graphs():
@@ -171,9 +173,10 @@ def test_after_the_warm_up_no_reachable_setting_traces_a_new_graph(checkpoints_d
     image = rng.uniform(size=(32, 32, 3)).astype(np.float32)
     for settings in plan:
         if settings.kind == "attack":
-            for source in ("baseline", "adversarial", "self"):
+            for attacker in ("baseline", "adversarial", "self"):
                 epsilon = float(rng.uniform(0.01, 1.0)) * settings.epsilon * 4
-                result = run_interaction(pair, image, int(rng.integers(3)), AttackSettings(norm=settings.norm, epsilon=epsilon, iterations=settings.iterations, source=source))
+                target = None if settings.target is None else int(rng.integers(3))
+                result = run_interaction(pair, image, int(rng.integers(3)), AttackSettings(norm=settings.norm, epsilon=epsilon, iterations=settings.iterations, attacker=attacker, target=target))
                 for method in ("grad_cam", "smooth_grad"):
                     explain_interaction(pair, result, method)
     assert [graph.experimental_get_tracing_count() for graph in _graphs()] == traces
@@ -209,7 +212,7 @@ def test_one_slider_positions_results_cannot_be_written_by_the_sessions_that_sha
 
     pair = checkpoints.load_pair(checkpoints_dir)
     image = np.random.default_rng(0).uniform(size=(32, 32, 3)).astype(np.float32)
-    result = run_interaction(pair, image, 1, AttackSettings(epsilon=8 / 255, source="self"))
+    result = run_interaction(pair, image, 1, AttackSettings(epsilon=8 / 255, attacker="self"))
     explanation = explain_interaction(pair, result)["baseline"]
     outcome, perturbation = result.outcomes["baseline"], result.perturbations["adversarial"]
     arrays = [result.image, perturbation.image, perturbation.delta, outcome.clean_probabilities, outcome.perturbed_maps["conv1"], explanation.clean]
@@ -222,31 +225,14 @@ def test_one_slider_positions_results_cannot_be_written_by_the_sessions_that_sha
 # --- the page -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def app(monkeypatch, tiny_beans, checkpoints_dir) -> AppTest:
-    streamlit_config.set_option("client.showErrorDetails", "full")
-    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
-    monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
-    monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
-    return AppTest.from_file(str(APP_PATH), default_timeout=60)
-
-
-def _ok(at: AppTest) -> None:
-    assert not at.exception, [e.value for e in at.exception]
-
-
-def _shown_filename(at: AppTest) -> str:
-    return next(c.value for c in at.caption if c.value.startswith("Right answer:")).split(" · ")[-1]
-
-
 def test_a_shared_link_sets_every_control_before_the_page_draws(app):
-    app.query_params.update({"image": "bean_rust_test_02.jpg", "attack": "pgd", "steps": "5", "norm": "l2", "budget": "1.5", "source": "self", "layer": "conv2"})
+    app.query_params.update({"image": "bean_rust_test_02.jpg", "attack": "pgd", "steps": "5", "norm": "l2", "budget": "1.5", "source": "self", "layer": "conv2"})  # a link made before "attacker" was named so
     app.run()
-    _ok(app)
-    assert _shown_filename(app) == "bean_rust_test_02.jpg"
+    assert_page_ok(app)
+    assert shown_filename(app) == "bean_rust_test_02.jpg"
     assert app.radio(key="norm").value == "l2" and app.slider(key="epsilon_l2").value == pytest.approx(1.5)
     assert app.radio(key="method").value == "PGD" and app.radio(key="iterations").value == 5
-    assert app.radio(key="source").value == "self" and app.selectbox(key="layer").value == "conv2"
+    assert app.radio(key="attacker").value == "self" and app.selectbox(key="layer").value == "conv2"
     assert not app.toggle(key="present").value
 
 
@@ -255,33 +241,33 @@ def test_the_link_follows_the_controls(app):
     app.radio(key="norm").set_value("l1").run()
     app.slider(key="epsilon_l1").set_value(20.0).run()
     assert app.query_params["norm"] == "l1" and app.query_params["budget"] == "20"
-    assert app.query_params["image"] == _shown_filename(app)
+    assert app.query_params["image"] == shown_filename(app)
 
 
 def test_reset_brings_every_control_back_and_keeps_presentation_mode(app):
     app.run()
-    first = _shown_filename(app)
+    first = shown_filename(app)
     app.toggle(key="present").set_value(True).run()
     app.radio(key="norm").set_value("l2").run()
     app.radio(key="method").set_value("PGD").run()
     app.selectbox(key="test_class").set_value(2).run()
     app.button(key="reset").click().run()
-    _ok(app)
+    assert_page_ok(app)
     assert app.radio(key="norm").value == "infinity" and app.radio(key="method").value == "FGSM"
     assert app.slider(key="epsilon_infinity").value == 8
-    assert _shown_filename(app) == first  # the best example again
+    assert shown_filename(app) == first  # the best example again
     assert app.toggle(key="present").value
 
 
 def test_good_example_and_random_choose_other_photos_and_say_why(app):
     app.run()
-    first = _shown_filename(app)
+    first = shown_filename(app)
     app.button(key="random_image").click().run()
-    _ok(app)
-    assert _shown_filename(app) != first
+    assert_page_ok(app)
+    assert shown_filename(app) != first
     assert any(c.value == "A random test photo." for c in app.caption)
     app.button(key="good_example").click().run()
-    _ok(app)
+    assert_page_ok(app)
     assert any("good example" in c.value.lower() or "closest one" in c.value for c in app.caption)
 
 
@@ -292,10 +278,10 @@ def test_the_lesson_sets_each_steps_controls_and_walks_back(app):
     app.button(key="lesson_start").click().run()
     seen = []
     for step in range(len(lesson.STEPS)):
-        _ok(app)
-        assert any(f"step {step + 1} of {len(lesson.STEPS)}" in m.value for m in app.markdown)
+        assert_page_ok(app)
+        assert any(lesson.step_heading(step) in m.value for m in app.markdown)
         expected = lesson.STEPS[step].settings
-        assert attack_controls.settings_from_state(app.session_state) == expected
+        assert settings_from_state(app.session_state) == expected
         seen.append(expected)
         if step < len(lesson.STEPS) - 1:
             app.button(key="lesson_next").click().run()
@@ -304,17 +290,17 @@ def test_the_lesson_sets_each_steps_controls_and_walks_back(app):
     assert layer.value == layer.options[-1]  # the "where the models look" step chose the last conv layer
     for step in range(len(lesson.STEPS) - 2, -1, -1):
         app.button(key="lesson_back").click().run()
-        _ok(app)
-        assert attack_controls.settings_from_state(app.session_state) == seen[step]
+        assert_page_ok(app)
+        assert settings_from_state(app.session_state) == seen[step]
     app.button(key="lesson_end").click().run()
     assert not any("Lesson · step" in m.value for m in app.markdown)
 
 
 def test_presentation_mode_hides_the_teacher_controls_and_enlarges_the_type(app):
     app.run()
-    assert any(h.value.startswith("7 · Retrain") for h in app.header)
+    assert any(h.value.startswith("12 · Retrain") for h in app.header)
     app.toggle(key="present").set_value(True).run()
-    _ok(app)
+    assert_page_ok(app)
     assert not any("Retrain" in h.value for h in app.header)
     assert app.query_params["present"] == "1"
     from dashboard import style
@@ -326,7 +312,7 @@ def test_many_photos_shows_table_confusion_matrices_gallery_and_csv_on_request(a
     app.run()
     assert not [f for f in app.dataframe if "row" in f.value.columns]  # nothing whole-split until asked for (the runs comparison has its own table)
     app.button(key="table_button").click().run()
-    _ok(app)
+    assert_page_ok(app)
     assert list(next(f for f in app.dataframe if "row" in f.value.columns).value["row"])[0] == "Clean test images"
     titles = [json.loads(chart.proto.spec)["layout"].get("title", {}).get("text", "") for chart in app.get("plotly_chart")]
     assert sum("% right" in title for title in titles) == 2  # one confusion matrix per model

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core import data
+from core import data, embedded
 
 
 def test_real_test_split_has_128_images_scaled_to_unit_range(real_beans):
@@ -114,6 +114,37 @@ def test_without_network_loading_says_offline_within_15_seconds(online):
     with pytest.raises(data.DataError, match=r"cannot be reached .*looks offline.*BEANS_DATA_DIR"):
         data.load_split("test", 16)
     assert time.monotonic() - started < 15
+
+
+def test_offline_the_dashboards_loader_falls_back_to_the_shipped_test_photos(online):
+    online.setattr(data, "DOWNLOAD_SERVER", ("127.0.0.1", closed_port()))
+    test = embedded.test_split(64)
+    assert test.source == embedded.SOURCE and len(test) == 128 and np.bincount(test.labels).tolist() == [43, 43, 42]
+    with pytest.raises(data.OfflineError):  # training's loader never falls back
+        data.load_split("test", 64)
+
+
+def test_the_download_server_can_be_pointed_elsewhere_by_the_environment(monkeypatch):
+    monkeypatch.setenv(data.DOWNLOAD_SERVER_ENV, f"127.0.0.1:{closed_port()}")
+    assert data.download_server()[0] == "127.0.0.1" and data.download_server_problem(timeout=2.0) is not None
+
+
+def test_the_shipped_test_photos_are_what_the_loader_makes_of_the_real_ones(real_beans):
+    """Same pixels to 8-bit rounding, same labels and file names, and the same answers from the
+    shipped models on every photo: the offline lesson is the real lesson."""
+    from core import checkpoints
+
+    shipped, real = embedded.load_test_split(64), data.load_split("test", 64, real_beans)
+    assert shipped.filenames == real.filenames and np.array_equal(shipped.labels, real.labels)
+    assert np.abs(shipped.images - real.images).max() <= 0.5 / 255 + 1e-6
+    pair = checkpoints.load_pair()
+    for name in ("baseline", "adversarial"):
+        assert np.array_equal(pair[name].predict(shipped.images, verbose=0).argmax(1), pair[name].predict(real.images, verbose=0).argmax(1))
+
+
+def test_the_shipped_test_photos_carry_their_licence():
+    notice = (embedded.ASSET.parent / "BEANS.md").read_text()
+    assert "MIT License" in notice and "Makerere" in notice and embedded.ASSET.stat().st_size < 3_000_000
 
 
 def test_a_name_lookup_that_hangs_is_cut_short(monkeypatch):

@@ -16,8 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from dashboard_helpers import free_port, shows_verdict, start_server, stop_server, tiny_server_env, wait_for_server
-from streamlit_client import StreamlitSession, option_value, slider_value
+
+from tests.support.server import running_server, server_env, shows_verdict
+from tests.support.streamlit_client import StreamlitSession, option_value, slider_value
 
 DROPPED_SESSIONS = 5
 SETTLE_TIMEOUT_S = 30.0
@@ -84,21 +85,15 @@ async def settle(port: int, pid: int, baseline: dict[str, float]) -> dict[str, f
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    base = tmp_path_factory.getbasetemp()
-    port = free_port()
     log = tmp_path_factory.mktemp("disconnect") / "server.log"
-    process = start_server(port, tiny_server_env(base), log, extra_options=["--server.disconnectedSessionTTL", "1"])
-    try:
+    with running_server(server_env(tmp_path_factory.getbasetemp()), log, extra_options=["--server.disconnectedSessionTTL", "1"]) as (port, process):
         yield port, process, log
-    finally:
-        stop_server(process)
 
 
 def test_sessions_dropped_mid_attack_leave_no_session_state_thread_or_media_behind(server):
     port, process, log = server
 
     async def scenario():
-        await wait_for_server(port, process)
         first = await full_visit(port, epsilon_steps=10)  # warms every graph and thread pool the attack uses
         await first.close()
         baseline = await settle(port, process.pid, {"threads": 10_000, "media_bytes": float("inf"), "session_state_bytes": float("inf")})
@@ -122,7 +117,6 @@ def test_the_next_student_is_served_normally_after_others_dropped(server):
     port, process, _ = server
 
     async def scenario():
-        await wait_for_server(port, process)
         for number in range(2):
             await dropped_visit(port, epsilon_steps=20 + number, drop_after_s=0.003)
         session = await full_visit(port, epsilon_steps=25)

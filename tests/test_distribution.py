@@ -19,11 +19,14 @@ import pytest
 
 from core import checkpoints
 from core.compat import tf
-from core.train import TrainConfig, is_chief, train_pair
-from dashboard_helpers import free_port, write_tiny_beans
+from core.distribute import is_chief
+from core.progress import epoch_reports, read_events
+from core.train import TrainConfig, train_pair
+from tests.support.beans import write_tiny_beans
+from tests.support.server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
-HELPER = Path(__file__).resolve().parent / "distributed_training.py"
+HELPER = Path(__file__).resolve().parent / "support" / "distributed_training.py"
 EPOCHS = 12
 
 
@@ -52,8 +55,7 @@ def mirrored_metadata(mirrored) -> dict:
 
 def epoch_metrics(work: Path, kind: str) -> list[dict[str, float]]:
     """Per-epoch metrics of one model from the CLI's progress log."""
-    records = [json.loads(line) for line in (work / "progress.jsonl").read_text().splitlines()]
-    return [record["metrics"] for record in records if record["event"] == "epoch" and record["model"] == kind]
+    return [report.metrics for report in epoch_reports(read_events(work / "progress.jsonl")) if report.model == kind]
 
 
 @pytest.fixture(scope="module")

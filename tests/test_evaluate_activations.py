@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core import activations, apgd, evaluate
+from core import activations, apgd, autoattack, evaluate, intervals
 from core.models import DEFAULT_ARCH, conv_block_names
 
 
-QUICK = apgd.Ensemble(iterations=10)  # the table's shape, not APGD's strength (tests/test_apgd.py)
+QUICK = autoattack.Ensemble(apgd.Ensemble(iterations=10, restarts=1), square_queries=20)  # the table's shape, not the attacks' strength
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +33,8 @@ def test_evaluation_table_labels_every_number_with_its_threat_model(tiny_table):
     ]
     assert all(row["threat_model"] and 0 <= row["baseline"] <= 1 for row in table["rows"])
     assert "transfer" in evaluate.row(table, "seed_protocol_fgsm_linf_8")["threat_model"]
+    assert [row["role"] for row in table["rows"]] == ["clean"] + ["headline"] * 5 + ["teaching"] * 3
+    assert all("Teaching row" in row["name"] for row in table["rows"] if row["role"] == "teaching")
     assert set(table["curves"]) == {"infinity", "l2", "l1"}
     assert set(table["corruptions"]) == {"gaussian_noise", "blur", "jpeg", "misalignment"}
     assert "Clean accuracy" in evaluate.format_table(table)
@@ -43,8 +45,32 @@ def test_autoattack_rows_are_printed_and_never_above_clean_accuracy(tiny_table):
     printed = evaluate.format_table(tiny_table)
     for norm, epsilon in evaluate.AUTOATTACK_BUDGETS:
         item = evaluate.row(tiny_table, evaluate.autoattack_row_id(norm, epsilon))
-        assert item["name"] in printed and "APGD-CE + APGD-DLR" in item["name"]
+        assert item["name"] in printed and "APGD-CE + APGD-T + Square" in item["name"]
         assert item["baseline"] <= clean["baseline"]
+
+
+def test_every_row_and_curve_point_carries_its_95_percent_interval(tiny_table):
+    photos = tiny_table["examples"]
+    for item in tiny_table["rows"]:
+        for kind in ("baseline", "adversarial"):
+            assert item["right"][kind] == intervals.photos_right(item[kind], photos)
+            low, high = item["interval"][kind]
+            assert [low, high] == intervals.accuracy_interval(item[kind], photos)
+            assert low <= item[kind] <= high and high - low > 0.1  # 12 photos: a wide interval
+            assert f"{100 * low:.1f}–{100 * high:.1f}" in evaluate.format_table(tiny_table)
+    for curve in tiny_table["curves"].values():
+        assert curve["photos"] == photos
+        for kind in ("baseline", "adversarial"):
+            assert curve["interval"][kind] == intervals.curve_intervals(curve[kind], photos)
+
+
+def test_headline_rows_say_what_fooled_each_photo(tiny_table):
+    for norm, epsilon in evaluate.AUTOATTACK_BUDGETS:
+        item = evaluate.row(tiny_table, evaluate.autoattack_row_id(norm, epsilon))
+        for kind in ("baseline", "adversarial"):
+            assert sum(item["fooled_by"][kind].values()) == tiny_table["examples"]
+            assert item["fooled_by"][kind].get("robust", 0) == item["right"][kind]
+            assert len(item["square_fooled"][kind]) == item["fooled_by"][kind].get("Square", 0)
 
 
 def test_autoattack_rows_never_grow_with_the_budget(tiny_table):

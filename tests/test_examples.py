@@ -82,7 +82,7 @@ def test_unknown_attacker_is_refused(tiny_model, tiny_splits):
 def test_shipped_pair_has_good_examples_that_really_fit(real_beans):
     """Checked independently: attack each chosen image alone and read both models again."""
     pair = checkpoints.load_pair()
-    test = data.load_split("test", int(pair.baseline.input_shape[1]), real_beans)
+    test = data.load_split("test", pair.image_size, real_beans)
     threat = Attack("infinity", 8 / 255, 1)
     found = examples.find_good_examples(pair.baseline, pair.adversarial, test.images, test.labels, threat)
     assert found.matching >= 1
@@ -98,7 +98,7 @@ def test_shipped_pair_has_good_examples_that_really_fit(real_beans):
 
 def test_the_cheap_first_example_is_a_real_good_example(real_beans):
     pair = checkpoints.load_pair()
-    test = data.load_split("test", int(pair.baseline.input_shape[1]), real_beans)
+    test = data.load_split("test", pair.image_size, real_beans)
     threat = Attack("infinity", 8 / 255, 1)
     index = examples.first_good_example(pair.baseline, pair.adversarial, test.images, test.labels, threat)
     assert index is not None
@@ -109,3 +109,15 @@ def test_the_cheap_first_example_is_a_real_good_example(real_beans):
 def test_the_cheap_first_example_gives_up_when_no_photo_fits(tiny_model, tiny_splits):
     test = tiny_splits["test"]
     assert examples.first_good_example(tiny_model, tiny_model, test.images, test.labels, Attack("infinity", 16 / 255, 1)) is None
+
+
+def test_a_remembered_opening_photo_is_checked_first_and_a_wrong_hint_is_ignored(real_beans):
+    pair = checkpoints.load_pair()
+    test = data.load_split("test", pair.image_size, real_beans)
+    threat = Attack("infinity", 8 / 255, 1)
+    found = examples.first_good_example(pair.baseline, pair.adversarial, test.images, test.labels, threat)
+    good = examples.find_good_examples(pair.baseline, pair.adversarial, test.images, test.labels, threat)
+    other = next(int(i) for i in good.indices if i != found)
+    assert examples.first_good_example(pair.baseline, pair.adversarial, test.images, test.labels, threat, hint=other) == other
+    bad = next(i for i in range(len(test.labels)) if i not in set(good.indices.tolist()))
+    assert examples.first_good_example(pair.baseline, pair.adversarial, test.images, test.labels, threat, hint=bad) == found

@@ -10,8 +10,6 @@ replayed with the same epoch.
 
 from __future__ import annotations
 
-import base64
-import json
 import os
 import random
 import shutil
@@ -23,15 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH, REPO_ROOT, TINY_IMAGE_SIZE, unlock_teacher
-from streamlit import config as streamlit_config
-from streamlit.testing.v1 import AppTest
 
-import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
 from core import checkpoints, runs
 from core.train import TrainConfig
-from dashboard import passcode, retrain_panel, retraining
+from dashboard import retrain_panel, retraining
 from dashboard.retraining import TrainingManager
+from tests.support.beans import REPO_ROOT, TINY_IMAGE_SIZE
+from tests.support.page import assert_quiet, probabilities, unlock_teacher
 
 PASSCODE = "bean-teacher-42"
 SEED = int(os.environ.get("BEANGUARD_FAULT_SEED", "0"))
@@ -64,22 +60,11 @@ def runs_root(tmp_path) -> Path:
 
 
 @pytest.fixture
-def environment(monkeypatch, tiny_beans, folder, runs_root):
-    streamlit_config.set_option("client.showErrorDetails", "full")
-    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
-    monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(folder))
-    monkeypatch.setenv(runs.RUNS_DIR_ENV, str(runs_root))
-    monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE", raising=False)
-    passcode.shared_lockout.clear()
-    return monkeypatch
-
-
-@pytest.fixture
-def app(environment) -> AppTest:
-    # The server-wide training manager outlives an AppTest: start from a server with no run behind
-    # it, or another file's failed run would (rightly) show its error on these pages.
-    retraining.shared_manager.clear()
-    return AppTest.from_file(str(APP_PATH), default_timeout=60)
+def environment(environment, folder, runs_root):
+    """The page's environment (conftest) on this test's private checkpoint folder and runs folder."""
+    environment.setenv("BEANGUARD_CHECKPOINT_DIR", str(folder))
+    environment.setenv(runs.RUNS_DIR_ENV, str(runs_root))
+    return environment
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -109,29 +94,6 @@ def pid_running(command: tuple[str, ...], timeout: float = 10.0) -> int:
     raise AssertionError(f"no running process {' '.join(command)}")
 
 
-def _values(encoded) -> np.ndarray:
-    if isinstance(encoded, dict):
-        return np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
-    return np.asarray(encoded, dtype=float)
-
-
-def probabilities(at: AppTest) -> dict[str, dict[str, np.ndarray]]:
-    """{model: {"clean": %, "perturbed": %}} read from the two probability bar charts ("before" and "after" the change)."""
-    figures = [json.loads(element.proto.spec) for element in at.get("plotly_chart")]
-    bars = [f for f in figures if [trace.get("name") for trace in f["data"]] == ["before", "after"]]
-    assert len(bars) == 2, f"expected one bar chart per model, found {len(bars)}"
-    which = {"before": "clean", "after": "perturbed"}
-    return {name: {which[trace["name"]]: _values(trace["x"]) for trace in figure["data"]} for name, figure in zip(("baseline", "adversarial"), bars)}
-
-
-def assert_quiet(at: AppTest) -> None:
-    """No exception, error or warning, and no 'being saved' notice."""
-    assert not at.exception, [e.value for e in at.exception]
-    assert not at.error, [e.value for e in at.error]
-    assert not at.warning, [w.value for w in at.warning]
-    assert not any("being saved" in i.value for i in at.info), [i.value for i in at.info]
-
-
 def reversed_classes(model):
     """The same network with its three outputs in reverse order: a new 'version' that is easy to recognize."""
     weights = model.get_weights()
@@ -144,7 +106,11 @@ def reversed_classes(model):
 
 
 def test_training_killed_at_a_random_epoch_keeps_no_run_and_never_touches_the_shipped_pair(folder, tiny_beans, runs_root):
-    config = TrainConfig(image_size=TINY_IMAGE_SIZE, epochs=2, adversarial_epochs=2, pgd_iterations=2, batch_size=8)
+    # The run starts from ``folder``'s weights, as the retrain button starts from the shipped pair:
+    # the folder snapshotted below is the one the training process really reads.
+    config = TrainConfig(
+        image_size=TINY_IMAGE_SIZE, epochs=2, adversarial_epochs=2, pgd_iterations=2, batch_size=8, init_from=str(folder)
+    )
     total = config.epochs + config.adversarial_epochs
     # Not the last two epochs: after the last one the run saves at once, and a kill there is a
     # kill mid-save (covered below); two epochs leave time to deliver the signal.
@@ -153,6 +119,7 @@ def test_training_killed_at_a_random_epoch_keeps_no_run_and_never_touches_the_sh
     manager = TrainingManager()
     started, message = manager.start(config, tiny_beans, runs_root=runs_root)
     assert started, message
+    assert manager.status().command[manager.status().command.index("--init-from") + 1] == str(folder)
     pid = pid_running(manager.status().command)
     deadline = time.monotonic() + 120
     while len(manager.status().epochs) < kill_at:

@@ -10,14 +10,11 @@ from __future__ import annotations
 import logging
 
 import pytest
-from dashboard_helpers import APP_PATH, unlock_teacher
-from streamlit import config as streamlit_config
-from streamlit.testing.v1 import AppTest
 
-import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
-from core import runs
+from core.classroom import StoreLockout, open_store
 from dashboard import passcode, retraining
-from dashboard.passcode import Lockout, attempt
+from dashboard.passcode import attempt
+from tests.support.page import new_page, unlock_teacher
 
 SECRET = "bean-teacher-42"
 
@@ -38,14 +35,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def lockout(clock) -> Lockout:
-    return Lockout(max_failures=5, base_wait=30.0, max_wait=3600.0, clock=clock)
+def lockout(clock, tmp_path) -> StoreLockout:
+    store = open_store(f"sqlite:///{tmp_path / 'class.db'}")
+    return StoreLockout(store, max_failures=5, base_wait=30.0, max_wait=3600.0, clock=clock)
 
 
 SESSION_A, SESSION_B, ADDRESS, OTHER_ADDRESS = "session:a", "session:b", "client:10.0.0.7", "client:10.0.0.8"
 
 
-def wrong(lockout: Lockout, times: int, keys=(SESSION_A, ADDRESS)) -> list[passcode.Attempt]:
+def wrong(lockout: StoreLockout, times: int, keys=(SESSION_A, ADDRESS)) -> list[passcode.Attempt]:
     return [attempt("guess", SECRET, lockout, list(keys)) for _ in range(times)]
 
 
@@ -116,19 +114,14 @@ def client(monkeypatch) -> dict[str, str]:
 
 
 @pytest.fixture
-def environment(monkeypatch, tiny_beans, checkpoints_dir, tmp_path, client):
-    streamlit_config.set_option("client.showErrorDetails", "full")
-    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
-    monkeypatch.setenv("BEANGUARD_CHECKPOINT_DIR", str(checkpoints_dir))
-    monkeypatch.setenv(runs.RUNS_DIR_ENV, str(tmp_path / "runs"))
-    monkeypatch.setenv("BEANGUARD_TEACHER_PASSCODE", SECRET)
-    passcode.shared_lockout.clear()
-    retraining.shared_manager.clear()
-    return monkeypatch
+def environment(environment, client):
+    """The page's environment (conftest) with a teacher passcode, for the client the test plays."""
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", SECRET)
+    return environment
 
 
 def test_a_locked_out_client_cannot_start_training(environment, client):
-    page = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
+    page = new_page().run()
     page.button(key="teacher_button").click().run()
     for _ in range(5):
         page.text_input(key="teacher_passcode").input("guess")
@@ -140,11 +133,33 @@ def test_a_locked_out_client_cannot_start_training(environment, client):
     assert not any(button.key == "train_start" for button in page.button), "the retrain form is in the page"
 
     client["session"] = "reloaded-tab"  # same laptop, new session
-    reloaded = unlock_teacher(AppTest.from_file(str(APP_PATH), default_timeout=60).run(), SECRET)
+    reloaded = unlock_teacher(new_page().run(), SECRET)
     assert any("Too many wrong passcodes" in e.value for e in reloaded.error)
     assert not any(button.key == "train_start" for button in reloaded.button)
     assert retraining.shared_manager().status().state == "idle"  # nothing was started
 
     client.update(session="teacher-laptop", address="10.0.0.8")  # another laptop is not affected
-    other = unlock_teacher(AppTest.from_file(str(APP_PATH), default_timeout=60).run(), SECRET)
+    other = unlock_teacher(new_page().run(), SECRET)
     assert any(button.key == "train_start" for button in other.button)
+
+
+def test_the_teacher_changes_the_passcode_without_a_restart_and_every_page_checks_the_new_one(environment):
+    teacher = unlock_teacher(new_page().run(), SECRET)
+    teacher.text_input(key="teacher_new_passcode").input("fresh-beans-2027")
+    teacher.text_input(key="teacher_new_passcode_again").input("fresh-beans-2027")
+    teacher.button(key="teacher_set_passcode").click().run()
+    assert any("New passcode set" in s.value for s in teacher.success)
+    refused = unlock_teacher(new_page().run(), SECRET)
+    assert any("Wrong teacher passcode" in e.value for e in refused.error)
+    accepted = unlock_teacher(new_page().run(), "fresh-beans-2027")
+    assert any(b.key == "train_start" for b in accepted.button)
+
+
+def test_without_any_passcode_the_store_one_alone_unlocks(environment, monkeypatch):
+    from core import teacher_passcode
+    from dashboard.class_store import shared_store
+
+    monkeypatch.delenv("BEANGUARD_TEACHER_PASSCODE")
+    assert any(i.value.startswith("The teacher tools are not set up") for i in new_page().run().button(key="teacher_button").click().run().info)
+    teacher_passcode.set_passcode(shared_store(), "set-from-a-shell")  # python -m core.classroom passcode
+    assert any(b.key == "train_start" for b in unlock_teacher(new_page().run(), "set-from-a-shell").button)

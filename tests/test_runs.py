@@ -15,13 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from dashboard_helpers import APP_PATH, REPO_ROOT, unlock_teacher
-from streamlit import config as streamlit_config
 from streamlit.testing.v1 import AppTest
 
-import core  # noqa: F401  (TensorFlow with legacy Keras before anything else)
 from core import checkpoints, runs
-from dashboard import passcode, retraining
+from dashboard import retraining
+from tests.support.beans import REPO_ROOT
+from tests.support.page import new_page, unlock_teacher
 
 PASSCODE = "bean-teacher-42"
 FILES = (*checkpoints.MODEL_FILES.values(), checkpoints.METADATA_FILE)
@@ -193,19 +192,15 @@ def test_the_passcode_file_and_the_runs_folder_are_ignored_by_git():
 
 
 @pytest.fixture
-def environment(monkeypatch, tiny_beans, shipped, root):
-    streamlit_config.set_option("client.showErrorDetails", "full")
-    monkeypatch.setenv("BEANS_DATA_DIR", str(tiny_beans))
-    monkeypatch.setenv(checkpoints.CHECKPOINT_DIR_ENV, str(shipped))
-    monkeypatch.setenv(runs.RUNS_DIR_ENV, str(root))
-    monkeypatch.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
-    passcode.shared_lockout.clear()
-    retraining.shared_manager.clear()  # a fresh server: no run behind it
-    return monkeypatch
+def environment(environment, shipped, root):
+    """The page's environment (conftest), on this file's shipped pair and runs folder, with a passcode."""
+    environment.setenv(checkpoints.CHECKPOINT_DIR_ENV, str(shipped))
+    environment.setenv(runs.RUNS_DIR_ENV, str(root))
+    environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
+    return environment
 
 
-def session() -> AppTest:
-    return AppTest.from_file(str(APP_PATH), default_timeout=60)
+session = new_page
 
 
 def sees(at: AppTest) -> str:
@@ -259,7 +254,7 @@ def test_a_retrain_becomes_a_run_the_class_sees_restore_brings_back_the_shipped_
     # The class sees it: the student's page (and any new page) loads the new run.
     student.run()
     assert not student.exception, [e.value for e in student.exception]
-    assert sees(student) == f"The class sees **Run {new[0].name}**, chosen by the teacher."
+    assert sees(student).startswith("The class sees **Retrained ") and sees(student).endswith("**, chosen by the teacher.")
     assert student.session_state["pair_version"] != shipped_version
     shown = clean_probabilities(student)
     np.testing.assert_allclose(shown["baseline"], shipped_shown["baseline"], atol=1e-4)  # the quick recipe keeps the baseline
@@ -282,12 +277,12 @@ def test_the_teacher_shows_an_earlier_run_and_deletes_another(environment, shipp
     teacher = unlock_teacher(session().run(), PASSCODE)
     teacher.selectbox(key="runs_choice").set_value(f"runs/{first.name}").run()
     teacher.button(key="runs_show").click().run()
-    assert sees(teacher) == f"The class sees **Run {first.name}**, chosen by the teacher."
+    assert sees(teacher).startswith("The class sees **Retrained ")
     assert teacher.button(key="runs_delete").disabled  # the run on the projector cannot be deleted
     teacher.selectbox(key="runs_choice").set_value(f"runs/{second.name}").run()
     teacher.button(key="runs_delete").click().run()
     assert not second.exists() and first.exists()
-    assert any(f"Deleted Run {second.name}" in s.value for s in teacher.success)
+    assert any(s.value.startswith("Deleted Retrained ") and s.value.endswith(f"({second.name}).") for s in teacher.success)  # two alike: named by folder
     assert any("Runs use" in c.value and "1 kept" in c.value for c in teacher.caption)
 
 
@@ -314,19 +309,22 @@ def test_examples_are_listed_read_only_and_every_run_is_measured_on_a_button(env
     assert metadata["files"] == {name: checkpoints.file_digest(example / name) for name in checkpoints.MODEL_FILES.values()}
     page = session().run()
     table = comparison_table(page)
-    assert list(table["run"]) == ["Shipped models", "Example: nsl-2of255", "Run 20260101-000000Z-a"]
-    assert list(table["budget ε"])[1] == "2/255"
-    assert set(table["clean NSL"]) == {"–"}
+    titles = list(table["run"])
+    assert titles[:2] == ["Shipped models", "Example: NSL ×1 at L∞ 2/255"] and titles[2].startswith("Retrained ") and titles[2].endswith("NSL ×1 at L∞ 7/255")
+    assert list(table["budget ε"])[1] == "L∞ 2/255"
+    assert set(table["NSL model: clean"]) == {"–"}
+    assert not any(b.key == "runs_measure" for b in page.button)  # a student cannot start measuring every run
+    page = unlock_teacher(page, PASSCODE)
     page.button(key="runs_measure").click().run()
     assert not page.exception and not page.error, [e.value for e in [*page.exception, *page.error]]
     table = comparison_table(page)
-    assert all(value.endswith("%") for value in [*table["clean baseline"], *table["robust NSL"]])
+    assert all(value.endswith("%") for value in [*table["Baseline: clean"], *table["NSL model: robust"]])
     figures = [json.loads(e.proto.spec) for e in page.get("plotly_chart")]
     scatter = next(f for f in figures if "Clean vs robust" in f["layout"].get("title", {}).get("text", ""))
-    assert [trace["name"] for trace in scatter["data"]] == ["Baseline", "NSL model"] and len(scatter["data"][0]["text"]) == 3
-    assert all(value.endswith("%") for value in comparison_table(session().run())["robust NSL"])  # another page: measured once for everybody
+    assert [trace["name"] for trace in scatter["data"]] == titles and all(len(trace["x"]) == 2 for trace in scatter["data"])  # one line per run
+    assert all(value.endswith("%") for value in comparison_table(session().run())["NSL model: robust"])  # another page: measured once for everybody
     assert any(metric.label.startswith("NSL model: robust") for metric in page.metric)
-    teacher = unlock_teacher(page, PASSCODE)
+    teacher = page
     teacher.selectbox(key="runs_choice").set_value("examples/nsl-2of255").run()
     assert teacher.button(key="runs_delete").disabled and not teacher.button(key="runs_show").disabled
 
@@ -339,28 +337,20 @@ def test_open_pages_follow_the_teachers_choice_within_one_poll(shipped, root, ti
     switches to the run the teacher shows, and back when the shipped pair is restored."""
     import asyncio
     import time
-    import urllib.request
 
-    from dashboard_helpers import free_port, start_server, stop_server
-    from streamlit_client import StreamlitSession
+    from tests.support.server import running_server, server_env
+    from tests.support.streamlit_client import StreamlitSession
 
-    from dashboard.retrain_panel import PROGRESS_POLL_IDLE_S
+    from dashboard.retrain_panel import SWITCH_WITHIN_S
+
+    from core.classroom import open_store
 
     run = copy_pair(shipped, root / "20260101-000000Z-a")
-    port = free_port()
-    env = {"BEANS_DATA_DIR": str(tiny_beans), "BEANGUARD_CHECKPOINT_DIR": str(shipped), runs.RUNS_DIR_ENV: str(root), "BEANGUARD_TEACHER_PASSCODE": ""}
-    server = start_server(port, env, tmp_path / "server.log")
+    store_url = f"sqlite:///{tmp_path / 'class.db'}"
+    env = server_env(tmp_path, BEANS_DATA_DIR=str(tiny_beans), BEANGUARD_CHECKPOINT_DIR=str(shipped), BEANGUARD_STORE_URL=store_url, **{runs.RUNS_DIR_ENV: str(root)})
+    store = open_store(store_url)  # what the teacher's buttons write to, on whichever replica
 
-    async def scenario() -> list[float]:
-        deadline = time.monotonic() + 120
-        while True:  # the server imports TensorFlow first
-            assert server.poll() is None, (tmp_path / "server.log").read_text()[-2000:]
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the server never came up"
-                await asyncio.sleep(0.3)
+    async def scenario(port: int) -> list[float]:
         student = StreamlitSession(port)
         await student.connect()
         assert not any(text.startswith("The class sees") for text in student.log.texts)
@@ -378,20 +368,18 @@ def test_open_pages_follow_the_teachers_choice_within_one_poll(shipped, root, ti
             done = student.expect(collect)
             started = time.monotonic()
             change()
-            await asyncio.wait_for(done, PROGRESS_POLL_IDLE_S + 20)
+            await asyncio.wait_for(done, SWITCH_WITHIN_S + 20)
             return time.monotonic() - started, texts
 
-        shown_after, texts = await next_page(lambda: runs.set_active(f"runs/{run.name}", root, shipped))  # "Show to the class"
-        assert any(text.startswith(f"The class sees **Run {run.name}**") for text in texts), texts
-        restored_after, texts = await next_page(lambda: runs.restore_shipped(root, shipped))  # "Restore the shipped models"
+        shown_after, texts = await next_page(lambda: runs.set_active(f"runs/{run.name}", root, shipped, store))  # "Show to the class"
+        assert any(text.startswith("The class sees **Retrained ") for text in texts), texts
+        restored_after, texts = await next_page(lambda: runs.restore_shipped(root, shipped, store))  # "Restore the shipped models"
         assert not any(text.startswith("The class sees") for text in texts), texts
         waits = [shown_after, restored_after]
         assert student.log.exceptions == [] and student.log.error_alerts == []
         await student.close()
         return waits
 
-    try:
-        waits = asyncio.run(scenario())
-    finally:
-        stop_server(server)
-    assert max(waits) < PROGRESS_POLL_IDLE_S + 20, waits
+    with running_server(env, tmp_path / "server.log") as (port, _):
+        waits = asyncio.run(scenario(port))
+    assert max(waits) < SWITCH_WITHIN_S + 20, waits  # noticed within the poll, then the new pair loads

@@ -1,11 +1,20 @@
-"""The shipped checkpoints are what the README and metadata.json say they are.
+"""The shipped checkpoints are what the README and metadata.json say they are, recomputed here.
 
-An attack written here without NSL (plain GradientTape PGD) must agree with the numbers
-stored in metadata.json within 3 points: no gradient masking, no stale table.
+The headline rows are recomputed from the files with the stored seed, and the bar is applied to
+the recomputed numbers: the NSL model at L∞ 4/255 and 8/255 and the baseline at 4/255, on all 128
+test photos, must equal the stored rows within one photo. What is recomputed is the white-box stage
+of the evaluation (APGD-CE and APGD-T, 2 restarts, nested L∞ 2 → 4 → 8 /255, exactly as
+``core.autoattack`` runs it); Square's 5000 queries on every surviving photo would take CI most of
+an hour, so the photos the stored evaluation says only Square fooled are attacked by Square again
+and counted, and the photos Square left standing are checked by the committed cross-check against
+IBM ART's AutoAttack (tests/test_crosscheck.py) and a Square spot check below.
+
+Cost on this 2-core machine: see docs/benchmarks.md (measured with ``--durations``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -13,6 +22,7 @@ import pytest
 
 from core import checkpoints, data
 from core.compat import tf
+from core.evaluate import AUTOATTACK_BUDGETS, autoattack_row_id
 
 FOLDER = checkpoints.DEFAULT_DIR
 EPSILON = 8 / 255
@@ -110,39 +120,129 @@ def test_baseline_is_right_and_confident_on_clean_leaves(shipped):
     assert (right & (probabilities.max(axis=1) >= 0.70)).mean() >= 0.75
 
 
-def test_adversarial_model_is_right_on_clean_leaves(shipped):
-    models, _, test = shipped
-    assert accuracy(models["adversarial"], test.images, test.labels) >= 0.83
-
-
 def test_metadata_has_every_autoattack_row(shipped):
     _, metadata, _ = shipped
     for row_id in ("autoattack_linf_2", "autoattack_linf_4", "autoattack_linf_8", "autoattack_l2_0.5", "autoattack_l2_1"):
         values = next(row for row in metadata["evaluation"]["rows"] if row["id"] == row_id)
-        assert 0 <= values["baseline"] <= 1 and 0 <= values["adversarial"] <= 1
+        for kind in ("baseline", "adversarial"):
+            low, high = values["interval"][kind]
+            assert 0 <= low <= values[kind] <= high <= 1
 
 
-def test_autoattack_breaks_the_baseline_at_4_of_255(shipped):
-    from core import apgd
+# --- the headline, recomputed -----------------------------------------------------------------------
+
+LINF = (2 / 255, 4 / 255, 8 / 255)
+RECOMPUTED = {"adversarial": LINF, "baseline": LINF[:2]}  # the baseline keeps nothing worth attacking at 8/255
+BAR = {("adversarial", "autoattack_linf_4"): 0.66, ("adversarial", "autoattack_linf_8"): 0.40}
+
+
+@pytest.fixture(scope="module")
+def recomputed(shipped):
+    """{model: {row id: (photos robust, BudgetResult)}}: the white-box stage recomputed, less the photos
+    the stored evaluation says Square fooled at this budget or a smaller one."""
+    from core import autoattack
+    from core.evaluate import autoattack_row_id
 
     models, metadata, test = shipped
-    robust, _ = apgd.apgd_robust(models["baseline"], test.images, test.labels, "infinity", 4 / 255)
-    assert robust.mean() <= 0.15
-    assert abs(robust.mean() - reported(metadata, "autoattack_linf_4", "baseline")) <= 0.03
+    evaluation = metadata["evaluation"]
+    out = {}
+    for kind, budgets in RECOMPUTED.items():
+        verdicts = autoattack.robust_by_budget(
+            models[kind], test.images, test.labels, "infinity", budgets, autoattack.Ensemble().without_square(), evaluation["seed"]
+        )
+        square_so_far = np.zeros(len(test.labels), bool)
+        out[kind] = {}
+        for result in verdicts:
+            row_id = autoattack_row_id("infinity", result.epsilon)
+            square_so_far[reported_row(metadata, row_id)["square_fooled"][kind]] = True
+            out[kind][row_id] = (int((result.robust & ~square_so_far).sum()), result)
+    return out
 
 
-def test_autoattack_row_agrees_with_pgd50_with_restarts_on_the_adversarial_model(shipped):
-    """The stored headline number is neither stale nor weaker than a plain strong attack."""
-    from core import apgd
-
-    models, metadata, test = shipped
-    robust, adversarial = apgd.pgd_robust(models["adversarial"], test.images, test.labels, "infinity", EPSILON)  # PGD-50 x 5 (the default), as bench/crosscheck_autoattack.py
-    assert np.abs(adversarial - test.images).max() <= EPSILON + 1e-6
-    assert abs(robust.mean() - reported(metadata, "autoattack_linf_8", "adversarial")) <= 0.03
+def reported_row(metadata, row_id: str) -> dict:
+    return next(row for row in metadata["evaluation"]["rows"] if row["id"] == row_id)
 
 
-def test_adversarial_model_holds_under_autoattack_grade_attacks(shipped):
-    """The issue's bar on the stored rows (which the two tests above tie to the files)."""
+def test_stored_evaluation_ran_the_ensemble_the_code_runs(shipped):
+    from core import autoattack
+
     _, metadata, _ = shipped
-    assert reported(metadata, "autoattack_linf_4", "adversarial") >= 0.60
-    assert reported(metadata, "autoattack_linf_8", "adversarial") >= 0.35
+    evaluation = metadata["evaluation"]
+    assert evaluation["ensemble"] == json.loads(json.dumps(dataclasses.asdict(autoattack.Ensemble())))  # as JSON stores it
+    assert evaluation["ensemble"]["square_queries"] == 5000 and evaluation["examples"] == 128
+
+
+@pytest.mark.parametrize("kind, row_id", [("adversarial", "autoattack_linf_4"), ("adversarial", "autoattack_linf_8"), ("baseline", "autoattack_linf_4"), ("adversarial", "autoattack_linf_2"), ("baseline", "autoattack_linf_2")])
+def test_headline_row_recomputed_from_the_files_equals_the_stored_row_within_one_photo(shipped, recomputed, kind, row_id):
+    _, metadata, test = shipped
+    robust, _ = recomputed[kind][row_id]
+    stored = reported_row(metadata, row_id)
+    assert len(test.labels) == 128
+    assert abs(robust - stored["right"][kind]) <= 1, f"{kind} {row_id}: recomputed {robust} photos, stored {stored['right'][kind]}"
+    assert stored[kind] == round(stored["right"][kind] / 128, 4)
+
+
+def test_photos_the_stored_evaluation_says_only_square_fooled_fall_to_square_again(shipped):
+    from core import square
+
+    models, metadata, test = shipped
+    for kind in ("baseline", "adversarial"):
+        for norm, epsilon in AUTOATTACK_BUDGETS:
+            index = reported_row(metadata, autoattack_row_id(norm, epsilon))["square_fooled"][kind]
+            if index:
+                again = square.square_attack(models[kind], test.images[index], test.labels[index], norm, epsilon, seed=metadata["evaluation"]["seed"])
+                assert again.fooled.all(), f"{kind} {norm} {epsilon}: Square did not fool photos {np.array(index)[~again.fooled]} again"
+
+
+def test_square_leaves_standing_what_the_white_box_stage_left_standing_spot_check(shipped, recomputed):
+    """Square with 5000 queries on 8 photos the NSL model keeps at 8/255: masked gradients would show here."""
+    from core import square
+
+    models, _, test = shipped
+    _, result = recomputed["adversarial"]["autoattack_linf_8"]
+    index = np.flatnonzero(result.robust)[:8]
+    assert len(index) == 8
+    found = square.square_attack(models["adversarial"], test.images[index], test.labels[index], "infinity", 8 / 255, seed=1)
+    assert found.fooled.sum() <= 1
+
+
+# Issue 18's bar is not met by the shipped pair: 84 and 51 of 128 photos (65.6% and 39.8%), one photo
+# short of each. Strict: a pair that clears the bar fails here until this mark is removed.
+@pytest.mark.xfail(strict=True, reason="issue 18: the shipped NSL model is one photo short of the bar at 4/255 and at 8/255")
+@pytest.mark.parametrize("kind, row_id", sorted(BAR))
+def test_the_nsl_model_clears_the_bar_on_the_recomputed_rows(recomputed, kind, row_id):
+    robust, _ = recomputed[kind][row_id]
+    assert robust / 128 >= BAR[kind, row_id]
+
+
+def test_autoattack_breaks_the_baseline_at_4_of_255_recomputed(recomputed):
+    robust, _ = recomputed["baseline"]["autoattack_linf_4"]
+    assert robust / 128 <= 0.15
+
+
+def test_clean_accuracy_clears_the_bar_for_both_models(shipped):
+    models, _, test = shipped
+    for model in models.values():
+        assert accuracy(model, test.images, test.labels) >= 0.89
+
+
+# --- attack strength where attacks differ: the NSL model at 8/255 ------------------------------------
+
+
+def test_every_photo_pgd50_with_restarts_fools_the_ensemble_fools_too(shipped, recomputed):
+    from core import apgd
+
+    models, _, test = shipped
+    pgd50, adversarial = apgd.pgd_robust(models["adversarial"], test.images, test.labels, "infinity", EPSILON)  # 50 steps x 5 restarts
+    assert np.abs(adversarial - test.images).max() <= EPSILON + 1e-6
+    _, ensemble = recomputed["adversarial"]["autoattack_linf_8"]
+    assert (~pgd50).sum() > 128 - 0.6 * 128  # PGD-50 fools many photos: the comparison means something
+    assert not np.any(ensemble.robust & ~pgd50), f"photos PGD-50 fooled and the ensemble did not: {np.flatnonzero(ensemble.robust & ~pgd50)}"
+
+
+def test_the_ensemble_is_at_least_one_photo_stronger_than_pgd10_at_8_of_255(shipped, recomputed):
+    models, _, test = shipped
+    attacked = independent_pgd(models["adversarial"], test.images, test.labels, EPSILON, steps=10, step_size=2 / 255)
+    pgd10 = int((models["adversarial"](attacked, training=False).numpy().argmax(axis=1) == test.labels).sum())
+    robust, _ = recomputed["adversarial"]["autoattack_linf_8"]
+    assert robust <= pgd10 - 1

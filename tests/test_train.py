@@ -13,7 +13,8 @@ import pytest
 from core import checkpoints
 from core.compat import tf
 from core.models import ARCHITECTURES, build_cnn, conv_block_names
-from core.train import RECIPES, TrainConfig, config_arguments, fit_model, parse_args, train_pair
+from core.progress import read_events
+from core.train import RECIPES, TrainConfig, command, config_arguments, fit_model, parse_args, train_pair
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = TrainConfig(image_size=32, epochs=3, adversarial_epochs=2, batch_size=8, learning_rate=5e-3, pgd_iterations=2)
@@ -135,14 +136,13 @@ def test_init_from_a_pair_of_another_architecture_is_refused(trained, tiny_beans
 
 def test_command_line_trains_and_logs_progress(tiny_beans, tmp_path):
     progress = tmp_path / "progress.jsonl"
+    config = TrainConfig(image_size=32, epochs=1, adversarial_epochs=1, pgd_iterations=2, batch_size=8)
     result = subprocess.run(
-        [sys.executable, "-m", "core.train", "--data-dir", str(tiny_beans), "--output-dir", str(tmp_path / "out"),
-         "--image-size", "32", "--epochs", "1", "--adversarial-epochs", "1", "--pgd-iterations", "2",
-         "--batch-size", "8", "--no-evaluate", "--progress-file", str(progress)],
+        command(config, output_dir=tmp_path / "out", data_dir=tiny_beans, progress_file=progress, evaluate=False),
         cwd=REPO, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    events = [json.loads(line)["event"] for line in progress.read_text().splitlines()]
+    events = [event["event"] for event in read_events(progress)]
     assert events == ["start", "epoch", "epoch", "done"]
     assert (tmp_path / "out" / "adversarial.keras").is_file()
     assert "Trained in" in result.stdout
@@ -159,7 +159,7 @@ def test_command_line_bad_data_dir_exits_with_one_clear_line(tmp_path):
 
 
 def test_weight_average_blends_old_and_new_weights():
-    from core.train import WeightAverage
+    from core.callbacks import WeightAverage
 
     model = build_cnn(16)
     start = [np.zeros_like(w) for w in model.get_weights()]
@@ -171,3 +171,28 @@ def test_weight_average_blends_old_and_new_weights():
     decay = 2 / 11  # the first update averages with a short memory: min(0.99, (1 + 1) / (10 + 1))
     for averaged in average.averaged():
         np.testing.assert_allclose(averaged, 1 - decay, rtol=1e-6)
+
+
+def test_noise_sigma_adds_gaussian_noise_of_that_spread_to_every_training_photo():
+    from core.train import augment
+
+    grey = tf.fill([64, 64, 3], 0.5)  # flips, turns and contrast leave it grey; brightness shifts every pixel alike
+    plain, _ = augment(grey, tf.constant(0))
+    noisy, _ = augment(grey, tf.constant(0), noise_sigma=0.12)
+    assert float(tf.math.reduce_std(plain)) < 1e-6
+    assert abs(float(tf.math.reduce_std(noisy)) - 0.12) < 0.01
+
+
+def test_training_noise_is_not_clipped_to_the_pixel_range_as_in_certification():
+    from core.train import augment
+
+    white, _ = augment(tf.ones([64, 64, 3]), tf.constant(0), noise_sigma=0.12)
+    assert float(tf.reduce_max(white)) > 1.2  # core.certify feeds the model unclipped noisy values; training matches
+
+
+def test_noise_sigma_is_a_command_line_flag_and_refuses_a_negative_spread():
+    config, _ = parse_args(["--recipe", "quick", "--noise-sigma", "0.12"])
+    assert config.noise_sigma == pytest.approx(0.12) and parse_args(config_arguments(config))[0] == config
+    assert "--noise-sigma" in command(config)
+    with pytest.raises(ValueError, match="noise_sigma"):
+        TrainConfig(noise_sigma=-0.1)

@@ -13,22 +13,17 @@ import asyncio
 import time
 
 import pytest
-from dashboard_helpers import free_port, shows_verdict, start_server, stop_server, tiny_server_env, wait_for_server
-from streamlit_client import StreamlitSession, option_value, slider_value
 
 from dashboard.attack_controls import NORM_TITLES
-from dashboard.panels import VERDICTS_FIRST_S
+from dashboard.verdicts import VERDICTS_FIRST_S
+from tests.support.server import running_server, server_env, shows_verdict
+from tests.support.streamlit_client import StreamlitSession, option_value, slider_value
 
 
 @pytest.fixture(scope="module")
 def port(tmp_path_factory):
-    port = free_port()
-    process = start_server(port, tiny_server_env(tmp_path_factory.getbasetemp()), tmp_path_factory.mktemp("verdicts_first") / "server.log")
-    try:
-        asyncio.run(wait_for_server(port, process))
+    with running_server(server_env(tmp_path_factory.getbasetemp()), tmp_path_factory.mktemp("verdicts_first") / "server.log") as (port, _):
         yield port
-    finally:
-        stop_server(process)
 
 
 def is_figure(delta) -> bool:

@@ -81,9 +81,13 @@ def widget_key(widget_id: str) -> str | None:
 class StreamlitSession:
     """One browser tab's worth of protocol: connect, rerun with widget values, watch deltas."""
 
-    def __init__(self, port: int, follow_auto_reruns: bool = True, keep_texts: int = 200, watch: tuple[str, ...] = ()):
+    def __init__(self, port: int, follow_auto_reruns: bool = True, keep_texts: int = 200, watch: tuple[str, ...] = (), query: str = "", headers: dict[str, str] | None = None):
         self.url = f"ws://{HOST}:{port}/_stcore/stream"
         self.watch = watch
+        self.query = query  # the page's query string, e.g. "board=1"
+        self.headers = headers or {}  # e.g. nginx's affinity cookie
+        self.response_headers: dict[str, str] = {}  # the websocket handshake's (nginx names the replica there)
+        self.auto_fragments: dict[str, float] = {}  # every run_every fragment announced: id -> interval
         self.follow_auto_reruns = follow_auto_reruns
         self.widgets: dict[str, Widget] = {}
         self.values: dict[str, WidgetState] = {}  # widget key -> the value this client set
@@ -103,7 +107,10 @@ class StreamlitSession:
 
     async def connect(self, timeout: float = 120.0) -> None:
         """Open the websocket and run the page once (like opening the URL)."""
-        self._socket = await websockets.connect(self.url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout)
+        self._socket = await websockets.connect(
+            self.url, subprotocols=["streamlit"], max_size=None, open_timeout=timeout, additional_headers=self.headers, proxy=None
+        )
+        self.response_headers = dict(self._socket.response.headers)
         self._reader = asyncio.create_task(self._read())
         await self.rerun(fragment_id="", wait_for_finish=timeout)
 
@@ -138,7 +145,7 @@ class StreamlitSession:
     async def send_rerun(self, fragment_id: str = "", auto: bool = False, triggers: dict[str, WidgetState] | None = None) -> None:
         message = BackMsg()
         client_state = message.rerun_script
-        client_state.query_string = ""
+        client_state.query_string = self.query
         client_state.page_script_hash = ""
         client_state.fragment_id = fragment_id
         client_state.is_auto_rerun = auto
@@ -152,8 +159,8 @@ class StreamlitSession:
         self._remember(f"sent rerun fragment={fragment_id[:6] or 'app'} auto={auto}")
         await self._socket.send(message.SerializeToString())
 
-    async def rerun(self, fragment_id: str = "", wait_for_finish: float | None = None) -> None:
-        await self.send_rerun(fragment_id)
+    async def rerun(self, fragment_id: str = "", wait_for_finish: float | None = None, auto: bool = False) -> None:
+        await self.send_rerun(fragment_id, auto=auto)
         if wait_for_finish:
             await asyncio.wait_for(self._finished.wait(), wait_for_finish)
 
@@ -179,6 +186,7 @@ class StreamlitSession:
             async for raw in self._socket:
                 message = ForwardMsg()
                 message.ParseFromString(raw)
+                self.received(message, len(raw))
                 self._handle(message)
         except websockets.ConnectionClosed as closed:
             self.closed_reason = f"connection closed ({closed.code})"
@@ -188,6 +196,9 @@ class StreamlitSession:
             for waiter in self._waiters:
                 if not waiter.future.done():
                     waiter.future.set_exception(ConnectionError(self.closed_reason))
+
+    def received(self, message: ForwardMsg, size: int) -> None:
+        """Called with every message and its size on the wire, before it is handled; for subclasses that count."""
 
     def _remember(self, event: str) -> None:
         self.recent = [*self.recent[-19:], f"{time.monotonic():.3f} {event}"]
@@ -206,9 +217,10 @@ class StreamlitSession:
             self._auto_reruns.clear()
         elif kind == "script_finished":
             self._finished.set()
-        elif kind == "auto_rerun" and self.follow_auto_reruns:
+        elif kind == "auto_rerun":
             fragment, interval = message.auto_rerun.fragment_id, message.auto_rerun.interval
-            if fragment not in self._auto_reruns:
+            self.auto_fragments[fragment] = interval
+            if self.follow_auto_reruns and fragment not in self._auto_reruns:
                 self._auto_reruns[fragment] = asyncio.create_task(self._auto_rerun(fragment, interval))
         elif kind == "stop_auto_rerun":  # a run_every fragment that no longer exists
             for fragment in message.stop_auto_rerun.fragment_ids:

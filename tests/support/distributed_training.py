@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: the repository root
 
 from core.compat import tf  # noqa: E402  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 
@@ -61,10 +61,10 @@ def main() -> None:
     args = parser.parse_args()
     split_cpu(args.devices)
 
-    from core import data, train
+    from core import data, distribute, train
 
     result: dict = {"logical_devices": [device.name for device in tf.config.list_logical_devices("CPU")]}
-    strategy = train.get_strategy("mirrored")  # the same object the command line below trains under
+    strategy = distribute.get_strategy("mirrored")  # the same object the command line below trains under
     result["strategy_replicas"] = strategy.num_replicas_in_sync
     train_split = data.load_split("train", IMAGE_SIZE, args.data_dir)
 
@@ -84,7 +84,7 @@ def main() -> None:
         odd_batch = train.TrainConfig(image_size=IMAGE_SIZE, epochs=1, batch_size=7)
         train.fit_model("baseline", odd_batch, train_split, train_split, strategy=strategy)
         result["odd_batch_error"] = None
-    except train.DistributionError as error:
+    except distribute.DistributionError as error:
         result["odd_batch_error"] = str(error)
 
     # The command line, as `python -m core.train` runs it. 8 images a step, 4 per replica; the

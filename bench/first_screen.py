@@ -1,0 +1,139 @@
+"""Where the first screen's seconds go: ``streamlit run`` to both verdicts in Chromium, profiled.
+
+The server starts under py-spy (sampling, never pausing it); a headless Chromium opens the page as
+soon as the server listens and waits until both verdict cards are drawn. Then the samples are
+sorted into the phases of a first page (the first matching phase of a stack wins, in this order):
+
+- loading the two models (``resources.load_models``), the test split (``resources.load_test_split``),
+  the opening photo (``resources._opening_example``), the first interaction (the attack, both
+  models' answers and conv maps: ``resources._interaction``), the explanations (``_explanations``);
+- imports (any other ``import``: TensorFlow, NSL, Streamlit, Plotly, the dashboard's modules);
+- the rest of the page's script (``dashboard/app.py``: drawing, the store, captions);
+- everything else in the server (Streamlit's start, its event loop, sending the page).
+
+A phase's seconds are its samples over the rate: CPU-side time on one thread, so two threads at
+once count twice. The wall-clock marks (server listening, page opened, verdicts) come from the
+client. Repeat with ``--starts N``: the figures are the medians.
+
+    BEANS_DATA_DIR=../shared/beans python -m bench.first_screen [--starts 3] [--no-profile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+from tests.support.beans import REPO_ROOT
+from bench.gil_profile import read
+from tests.support.server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_healthy
+
+RATE = 200  # samples a second
+PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("models", ("load_models",)),
+    ("test split", ("load_test_split",)),
+    ("opening photo", ("_opening_example",)),
+    ("first interaction", ("_interaction",)),
+    ("explanations", ("_explanations",)),
+    ("imports", ("_find_and_load",)),
+    ("page script", ("dashboard/app.py",)),
+)
+OTHER = "server (Streamlit's start, event loop, sending)"
+OUTPUT = REPO_ROOT / "bench" / "results" / "first_screen.json"
+
+
+def phase_of(stack: str) -> str:
+    for name, markers in PHASES:
+        if any(marker in stack for marker in markers):
+            return name
+    return OTHER
+
+
+def phase_seconds(raw: Path) -> dict[str, float]:
+    """py-spy's raw output (one ``frame;frame;... count`` line per stack) summed per phase."""
+    counts: Counter[str] = Counter()
+    for frames, count in read(raw):
+        counts[phase_of(";".join(frames))] += count
+    return {name: round(samples / RATE, 2) for name, samples in counts.most_common()}
+
+
+def one_start(browser, scratch: Path, env: dict[str, str], profile: bool) -> dict:
+    port = free_port()
+    raw = scratch / f"profile-{port}.txt"
+    command = [
+        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
+        "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
+    ]  # fmt: skip
+    if profile:
+        command = ["py-spy", "record", "--nonblocking", "--rate", str(RATE), "--format", "raw", "--output", str(raw), "--", *command]
+    log = open(scratch / f"server-{port}.log", "wb")
+    started = time.perf_counter()
+    server = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    marks: dict[str, float] = {}
+    try:
+        wait_until_healthy(port, server, interval=0.05)  # a fine poll: the time it answers is measured
+        marks["listening_s"] = time.perf_counter() - started
+        page = browser.new_page(viewport={"width": 1280, "height": 720})
+        page.goto(f"http://127.0.0.1:{port}/")
+        marks["page_open_s"] = time.perf_counter() - started
+        page.wait_for_function("() => document.querySelectorAll('.bg-verdict').length === 2", timeout=120_000)
+        marks["verdicts_s"] = time.perf_counter() - started
+        page.close()
+    finally:
+        os.killpg(server.pid, signal.SIGINT)  # py-spy writes its file on SIGINT, then stops the server
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+        log.close()
+    result = {key: round(value, 2) for key, value in marks.items()}
+    if profile and raw.is_file():
+        result["phases_s"] = phase_seconds(raw)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.first_screen", description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--no-profile", action="store_true", help="time only (py-spy costs the server a little)")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    starts = []
+    with tempfile.TemporaryDirectory(prefix="first-screen-") as scratch, sync_playwright() as playwright:
+        env = {"BEANGUARD_RUNS_DIR": str(Path(scratch) / "runs"), "BEANGUARD_TEACHER_PASSCODE": ""}
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            for number in range(args.starts):
+                starts.append(one_start(browser, Path(scratch), env, not args.no_profile))
+                print(json.dumps(starts[-1]), flush=True)
+        finally:
+            browser.close()
+    summary = {
+        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip(),
+        "load_average": Path("/proc/loadavg").read_text().split()[:3],
+        "median": {key: round(statistics.median(start[key] for start in starts), 2) for key in ("listening_s", "page_open_s", "verdicts_s")},
+        "starts": starts,
+    }
+    phases = [start["phases_s"] for start in starts if "phases_s" in start]
+    if phases:
+        names = sorted({name for p in phases for name in p}, key=lambda name: -statistics.median(p.get(name, 0.0) for p in phases))
+        summary["median_phases_s"] = {name: round(statistics.median(p.get(name, 0.0) for p in phases), 2) for name in names}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(summary, indent=1))
+    print(json.dumps({key: summary[key] for key in summary if key != "starts"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

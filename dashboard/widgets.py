@@ -1,0 +1,57 @@
+"""Small drawing helpers more than one section uses: accuracy tables and a CSV download.
+
+Why here: sections never import each other, so what two of them draw alike lives one floor down.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import streamlit as st
+
+from dashboard.wording import MODEL_TITLES, evaluation_row_title
+
+# Spreadsheet programs read a CSV file as UTF-8 only when it starts with a byte-order mark; without
+# one, "ε" and "∞" come out as mojibake in Excel.
+CSV_BOM = "\ufeff"
+
+
+def accuracy_table(rows: list[dict[str, Any]]) -> None:
+    """Rows of {"row", "baseline", "adversarial", "threat model"} as a table, accuracies in percent."""
+    st.dataframe(
+        rows,
+        hide_index=True,
+        width="stretch",
+        column_config={
+            "row": st.column_config.TextColumn("change", width="large"),
+            "baseline": st.column_config.NumberColumn(MODEL_TITLES["baseline"], format="percent"),
+            "adversarial": st.column_config.NumberColumn(MODEL_TITLES["adversarial"], format="percent"),
+            "threat model": st.column_config.TextColumn("threat model", width="medium"),
+        },
+    )
+
+
+def evaluation_table(rows: list[dict[str, Any]]) -> None:
+    """The evaluation saved with the models: plain row names, each with its technical name and
+    threat model in a tooltip, both models' accuracy and, when saved, its 95% interval."""
+    body = []
+    for row in rows:
+        tooltip = html.escape(f"{row.get('name', '')} — {row.get('threat_model', '')}", quote=True)
+        cells = []
+        for model in ("baseline", "adversarial"):
+            value = row.get(model)
+            low_high = (row.get("interval") or {}).get(model)
+            text = "–" if value is None else f"{100 * value:.1f}%"
+            if low_high:
+                text += f' <span class="bg-interval">({100 * low_high[0]:.0f}–{100 * low_high[1]:.0f}%)</span>'
+            cells.append(f"<td>{text}</td>")
+        body.append(f'<tr><td><abbr title="{tooltip}">{html.escape(evaluation_row_title(row))}</abbr></td>{"".join(cells)}</tr>')
+    head = f"<tr><th>test photos</th><th>{MODEL_TITLES['baseline']}</th><th>{MODEL_TITLES['adversarial']}</th></tr>"
+    st.markdown(f'<table class="bg-evaluation">{head}{"".join(body)}</table>', unsafe_allow_html=True)
+    st.caption("Hover over a row for the attack's technical name. In brackets: the range that 95% of repeats on 128 other photos would fall in.")
+
+
+def csv_download(label: str, text: str, file_name: str, key: str, help: str | None = None) -> None:
+    """A CSV download that spreadsheet programs open with every character intact."""
+    st.download_button(label, (CSV_BOM + text).encode("utf-8"), file_name=file_name, mime="text/csv", key=key, help=help)
