@@ -72,7 +72,10 @@ def render_nginx_conf(listen: str, upstreams: Sequence[str], prefix: Path, uploa
 
 
 def port_is_free(port: int, address: str = "127.0.0.1") -> bool:
+    """Whether a server could listen on ``port`` now. SO_REUSEADDR, as nginx and Streamlit set it:
+    connections of a server that just stopped (TIME_WAIT) do not hold the port, a listener does."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((address, port))
         except OSError:

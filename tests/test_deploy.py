@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,11 +23,26 @@ from tests.support.server import server_env
 REPO = Path(__file__).resolve().parents[1]
 
 
-def listening(port: int) -> bool:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    except OSError:
-        return False
+def running_with(argument: str) -> list[int]:
+    """The processes whose command line holds ``argument`` (NUL-separated, as /proc writes it)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if argument.encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:  # the process ended while we looked
+            continue
+    return found
+
+
+def stops_listening(port: int, within: float = 5.0) -> bool:
+    """Whether nothing listens on ``port`` within ``within`` seconds. Checked by binding it, not by
+    connecting: a connect() to a free port in the ephemeral range can, rarely, connect to itself."""
+    deadline = time.monotonic() + within
+    while not serve.port_is_free(port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
     return True
 
 
@@ -67,7 +81,8 @@ def test_serve_stops_nginx_and_its_replicas(nginx, stop, tmp_path_factory, tmp_p
     finally:
         if process.poll() is None:
             process.kill()
-    assert not listening(port) and not listening(first)  # nginx and the replica are gone
+    assert not running_with(f"-p\0{tmp_path / 'logs'}\0") and not running_with(f"--server.port\0{first}\0")  # nginx and the replica are gone
+    assert stops_listening(port) and stops_listening(first)  # and nginx's workers with them
     assert "Stopping nginx and the replicas" in process.stdout.read()
 
 

@@ -3,8 +3,10 @@
 The headline rows are recomputed from the files with the stored seed, and the bar is applied to
 the recomputed numbers: the NSL model at L∞ 4/255 and 8/255 and the baseline at 4/255, on all 128
 test photos, must equal the stored rows within one photo. What is recomputed is the white-box stage
-of the evaluation (APGD-CE and APGD-T, 2 restarts, nested L∞ 2 → 4 → 8 /255, exactly as
-``core.autoattack`` runs it); Square's 5000 queries on every surviving photo would take CI most of
+of the evaluation (APGD-CE and APGD-T, 2 restarts, nested L∞ 4 → 8 /255 as ``core.autoattack``
+runs it). The stored evaluation nests from 2/255; the 2/255 rows are not recomputed here, because
+they are not the headline and cost 40% of the recompute (NSL model 2 → 4 → 8: 214 s, 4 → 8: 125 s,
+the same 84 and 51 photos; docs/benchmarks.md). Square's 5000 queries on every surviving photo would take CI most of
 an hour, so the photos the stored evaluation says only Square fooled are attacked by Square again
 and counted, and the photos Square left standing are checked by the committed cross-check against
 IBM ART's AutoAttack (tests/test_crosscheck.py) and a Square spot check below.
@@ -26,6 +28,7 @@ from core.evaluate import AUTOATTACK_BUDGETS, autoattack_row_id
 
 FOLDER = checkpoints.DEFAULT_DIR
 EPSILON = 8 / 255
+AUTOATTACK_LINF = tuple(epsilon for norm, epsilon in AUTOATTACK_BUDGETS if norm == "infinity")  # the stored rows: 2, 4, 8 /255
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +134,7 @@ def test_metadata_has_every_autoattack_row(shipped):
 
 # --- the headline, recomputed -----------------------------------------------------------------------
 
-LINF = (2 / 255, 4 / 255, 8 / 255)
-RECOMPUTED = {"adversarial": LINF, "baseline": LINF[:2]}  # the baseline keeps nothing worth attacking at 8/255
+RECOMPUTED = {"adversarial": (4 / 255, 8 / 255), "baseline": (4 / 255,)}  # the baseline keeps nothing worth attacking at 8/255
 BAR = {("adversarial", "autoattack_linf_4"): 0.66, ("adversarial", "autoattack_linf_8"): 0.40}
 
 
@@ -154,7 +156,8 @@ def recomputed(shipped):
         out[kind] = {}
         for result in verdicts:
             row_id = autoattack_row_id("infinity", result.epsilon)
-            square_so_far[reported_row(metadata, row_id)["square_fooled"][kind]] = True
+            for stored in (reported_row(metadata, autoattack_row_id("infinity", e)) for e in AUTOATTACK_LINF if e <= result.epsilon):
+                square_so_far[stored["square_fooled"][kind]] = True  # Square's finds at this budget or a smaller one
             out[kind][row_id] = (int((result.robust & ~square_so_far).sum()), result)
     return out
 
@@ -172,7 +175,7 @@ def test_stored_evaluation_ran_the_ensemble_the_code_runs(shipped):
     assert evaluation["ensemble"]["square_queries"] == 5000 and evaluation["examples"] == 128
 
 
-@pytest.mark.parametrize("kind, row_id", [("adversarial", "autoattack_linf_4"), ("adversarial", "autoattack_linf_8"), ("baseline", "autoattack_linf_4"), ("adversarial", "autoattack_linf_2"), ("baseline", "autoattack_linf_2")])
+@pytest.mark.parametrize("kind, row_id", [("adversarial", "autoattack_linf_4"), ("adversarial", "autoattack_linf_8"), ("baseline", "autoattack_linf_4")])
 def test_headline_row_recomputed_from_the_files_equals_the_stored_row_within_one_photo(shipped, recomputed, kind, row_id):
     _, metadata, test = shipped
     robust, _ = recomputed[kind][row_id]
