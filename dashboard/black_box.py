@@ -27,7 +27,7 @@ from core.examples import predict
 from dashboard import jobs, pictures, resources
 from dashboard.page import Page, Sample
 from dashboard.settings import MODEL_NAMES, AttackSettings
-from dashboard.widgets import accuracy_table
+from dashboard.widgets import accuracy_table, show_picture
 from dashboard.wording import MODEL_SHORT, MODEL_TITLES, class_title, percent
 
 QUERY_CHOICES = (100, 300, 1000, 3000, 5000)
@@ -126,7 +126,7 @@ def _show(found: dict[str, Attempt], sample: Sample, class_names: Sequence[str])
                 line = f"**Held** after all {attempt.queries} questions: it still says {said}."
             with column:
                 st.markdown(f"{MODEL_TITLES[name]}: {line}")
-                st.image(pictures.jpeg_bytes(pictures.enlarge(attempt.image, pictures.OVERLAY_PIXELS)), caption=f"What the attacker last showed the {MODEL_SHORT[name]}", width=pictures.OVERLAY_PIXELS)
+                show_picture(st, pictures.jpeg_bytes(pictures.enlarge(attempt.image, pictures.OVERLAY_PIXELS)), f"What the attacker last showed the {MODEL_SHORT[name]}", pictures.OVERLAY_PIXELS)
     if sample.true_label is None:
         st.caption("No true label was given, so the attacker tries to change each model's own answer.")
 

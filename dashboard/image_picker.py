@@ -22,6 +22,7 @@ from dashboard.page import Sample, test_photo_key
 from dashboard.resources import decode_uploaded_file, ood_reference
 from dashboard.settings import PENDING_IMAGE, PENDING_NOTE, UPLOAD_REFUSED
 from dashboard.uploads import ACCEPTED_TYPES, crop_note, familiarity_warning, preview_with_crop
+from dashboard.widgets import show_picture
 from dashboard.wording import class_title
 
 NOT_KNOWN = -1
@@ -161,7 +162,7 @@ def _pick_upload(class_names: Sequence[str], size: int, split: Split, data_key: 
         st.session_state[UPLOAD_REFUSED] = f"Your photo {uploaded.name} was not used: {result.error}"  # the main area says it too
         return None
     width, height = result.original_size
-    st.image(preview_with_crop(result), caption=f"{uploaded.name}, as uploaded ({width}×{height} px)", width="stretch")
+    show_picture(st, preview_with_crop(result), f"{uploaded.name}, as uploaded ({width}×{height} px)")
     note = crop_note(result)
     if note:
         st.caption(note)

@@ -16,6 +16,7 @@ from dashboard.class_store import shared_store
 from dashboard.page import Page
 from dashboard.settings import MODEL_NAMES, url_values
 from dashboard.views import PLOT_CONFIG, for_screen, probability_figure
+from dashboard.widgets import show_picture
 from dashboard.wording import MODEL_SHORT, MODEL_TITLES, measured_size, short_label, threat_model, verdict_html
 
 # After the verdicts are sent, the browser gets this long to draw them before the figures below
@@ -52,7 +53,7 @@ def _picture_row(page: Page) -> None:
             shown.append((f"What the {MODEL_SHORT[name]} sees", pictures.enlarge(result.perturbations[name].image)))
     with st.container(key="stage_pictures"):
         for column, (caption, picture) in zip(st.columns(len(shown), gap="small"), shown):
-            column.image(pictures.jpeg_bytes(picture), caption=caption, width="stretch")
+            show_picture(column, pictures.jpeg_bytes(picture), caption)
 
 
 def render(page: Page) -> None:

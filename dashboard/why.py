@@ -15,6 +15,7 @@ from dashboard.analysis import Interaction
 from dashboard.page import Page
 from dashboard.settings import LAYER, MODEL_NAMES, publish
 from dashboard.views import PLOT_CONFIG, activation_figure, for_screen, top_channels_figure
+from dashboard.widgets import show_picture
 from dashboard.wording import MODEL_TITLES, class_title
 
 TOP_CHANNEL_COUNTS = (2, 3, 4, 6)
@@ -40,7 +41,7 @@ def render(page: Page) -> None:
         shown.append((f"{label}, after: “{class_title(page.class_names[explanation.perturbed_class])}”", pictures.saliency_overlay(after, explanation.perturbed)))
     with st.container(key="why_pictures"):
         for column, (caption, picture) in zip(st.columns(len(shown), gap="small"), shown):
-            column.image(pictures.jpeg_bytes(picture), caption=caption, width="stretch")
+            show_picture(column, pictures.jpeg_bytes(picture), caption)
     st.caption("Bright = the spots the answer rests on most; each map is scaled to its own brightest spot.")
     with st.expander("What am I looking at? (where the models look)"):
         st.markdown(explainers.WHY)

@@ -1,4 +1,4 @@
-"""Small drawing helpers more than one section uses: accuracy tables and a CSV download.
+"""Small drawing helpers more than one section uses: accuracy tables, a CSV download and pictures.
 
 Why here: sections never import each other, so what two of them draw alike lives one floor down.
 """
@@ -9,6 +9,8 @@ import html
 from typing import Any
 
 import streamlit as st
+from streamlit import runtime
+from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 from dashboard.wording import MODEL_TITLES, evaluation_row_title
 
@@ -55,3 +57,16 @@ def evaluation_table(rows: list[dict[str, Any]]) -> None:
 def csv_download(label: str, text: str, file_name: str, key: str, help: str | None = None) -> None:
     """A CSV download that spreadsheet programs open with every character intact."""
     st.download_button(label, (CSV_BOM + text).encode("utf-8"), file_name=file_name, mime="text/csv", key=key, help=help)
+
+
+def show_picture(place: Any, image: Any, caption: str, width: int | str = "stretch") -> None:
+    """``place.image`` (``st`` or a column), unless this run's browser has gone.
+
+    Why: a run still computing when its student's laptop drops (an attack takes seconds) would
+    register its pictures with Streamlit after Streamlit has shut the session down, under a session
+    that is never cleared again: a few KB kept for good per dropped student (tests/test_disconnect.py).
+    A browser that reconnects gets them again with its next run."""
+    context = get_script_run_ctx()
+    if context is not None and runtime.exists() and not runtime.get_instance().is_active_session(context.session_id):
+        return
+    place.image(image, caption=caption, width=width)
