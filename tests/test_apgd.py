@@ -69,10 +69,12 @@ def test_fooled_examples_come_back_misclassified_within_budget(shipped_baseline)
     assert np.all(attacks.perturbation_norm(adversarial - images, "infinity") <= 4 / 255 + 1e-6)
 
 
-@pytest.mark.parametrize("norm, epsilon", [("infinity", 1 / 255), ("l2", 0.25)])
-def test_apgd_is_at_least_as_strong_as_pgd10_and_pgd50_on_the_shipped_baseline(shipped_baseline, norm, epsilon):
-    """At budgets where the baseline keeps photos (PGD-10 leaves over half of them), so a tie is not a tie at zero."""
+def test_apgd_is_at_least_as_strong_as_pgd10_and_pgd50_in_l2_on_the_shipped_baseline(shipped_baseline):
+    """At a budget where the baseline keeps photos (PGD-10 leaves over half of them), so a tie is not
+    a tie at zero. L∞ is shown on the NSL model at 8/255, all 128 photos, against PGD-50 × 5 and
+    PGD-10 (tests/test_shipped_checkpoints.py); this one (45 s on 2 busy cores) is the L2 check."""
     model, images, labels = shipped_baseline
+    norm, epsilon = "l2", 0.25
     robust, _ = apgd.apgd_robust(model, images, labels, norm, epsilon)
     pgd10 = accuracy(model, attacks.attack(images, labels, model, attacks.Attack(norm, epsilon, 10)), labels)
     pgd50 = apgd.pgd_robust(model, images, labels, norm, epsilon)[0].mean()
