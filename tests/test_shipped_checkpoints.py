@@ -5,11 +5,12 @@ the recomputed numbers: the NSL model at L∞ 4/255 and 8/255 and the baseline a
 test photos, must equal the stored rows within one photo. What is recomputed is the white-box stage
 of the evaluation (APGD-CE and APGD-T, 2 restarts, nested L∞ 4 → 8 /255 as ``core.autoattack``
 runs it). The stored evaluation nests from 2/255; the 2/255 rows are not recomputed here, because
-they are not the headline and cost 40% of the recompute (NSL model 2 → 4 → 8: 214 s, 4 → 8: 125 s,
-the same 84 and 51 photos; docs/benchmarks.md). Square's 5000 queries on every surviving photo would take CI most of
-an hour, so the photos the stored evaluation says only Square fooled are attacked by Square again
-and counted, and the photos Square left standing are checked by the committed cross-check against
-IBM ART's AutoAttack (tests/test_crosscheck.py) and a Square spot check below.
+they are not the headline and cost 40% of the recompute (NSL model 2 → 4 → 8: 214 s, 4 → 8:
+125 s, the same 84 and 51 photos; docs/benchmarks.md). Square's 5000 queries on every surviving
+photo would take CI most of an hour, so the photos the stored evaluation says only Square fooled
+are attacked by Square again and counted, and the photos Square left standing are checked by the
+committed cross-check against IBM ART's AutoAttack (tests/test_crosscheck.py) and a Square spot
+check below.
 
 Cost on this 2-core machine: see docs/benchmarks.md (measured with ``--durations``).
 """
