@@ -26,12 +26,11 @@ from core import checkpoints, runs
 from core.train import TrainConfig
 from dashboard import retrain_panel, retraining
 from dashboard.retraining import TrainingManager
-from tests.support.beans import REPO_ROOT, TINY_IMAGE_SIZE
+from tests.support.beans import REPO_ROOT, TINY_IMAGE_SIZE, copy_checkpoints
 from tests.support.page import assert_quiet, probabilities, unlock_teacher
 
 PASSCODE = "bean-teacher-42"
 SEED = int(os.environ.get("BEANGUARD_FAULT_SEED", "0"))
-FILES = (*checkpoints.MODEL_FILES.values(), checkpoints.METADATA_FILE)
 
 
 def fault_epoch(test_name: str, first: int, last: int) -> int:
@@ -47,11 +46,7 @@ def fault_epoch(test_name: str, first: int, last: int) -> int:
 @pytest.fixture
 def folder(checkpoints_dir, tmp_path) -> Path:
     """A private copy of the three checkpoint files (nothing else), for tests that change them."""
-    copy = tmp_path / "checkpoints"
-    copy.mkdir()
-    for name in FILES:
-        shutil.copy2(checkpoints_dir / name, copy / name)
-    return copy
+    return copy_checkpoints(checkpoints_dir, tmp_path / "checkpoints")
 
 
 @pytest.fixture

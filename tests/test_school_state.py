@@ -17,23 +17,19 @@ from pathlib import Path
 
 import pytest
 
-from core import checkpoints, runs
+from core import runs
 from core.classroom import open_store
 from core.train import TrainConfig
 from dashboard.retraining import CANCEL_STATE, TRAINING_LOCK, TRAINING_STATE, WATCH_S, TrainingManager, status_from_json, status_to_json
+from tests.support.beans import copy_checkpoints
 
 pytest_plugins = ["tests.support.store_fixtures"]
 CONFIG = TrainConfig(epochs=1, adversarial_epochs=2)
-FILES = (*checkpoints.MODEL_FILES.values(), checkpoints.METADATA_FILE)
 
 
 @pytest.fixture
 def shipped(checkpoints_dir, tmp_path) -> Path:
-    folder = tmp_path / "checkpoints"
-    folder.mkdir()
-    for name in FILES:
-        shutil.copy2(checkpoints_dir / name, folder / name)
-    return folder
+    return copy_checkpoints(checkpoints_dir, tmp_path / "checkpoints")
 
 
 @pytest.fixture

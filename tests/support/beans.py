@@ -50,6 +50,18 @@ def train_checkpoints(output_dir: Path, data_dir: Path, epochs: int = 1, image_s
     return output_dir
 
 
+def copy_checkpoints(source: Path, target: Path) -> Path:
+    """A private copy of the three checkpoint files in ``source`` (nothing else), for tests that change them."""
+    import shutil
+
+    from core import checkpoints
+
+    target.mkdir()
+    for name in (*checkpoints.MODEL_FILES.values(), checkpoints.METADATA_FILE):
+        shutil.copy2(source / name, target / name)
+    return target
+
+
 def session_folder(base: Path, name: str, make: Callable[[Path], Path]) -> Path:
     """``base/name`` made once per pytest session, whichever test file asks first."""
     folder = base / name

@@ -6,7 +6,6 @@ Only 127.0.0.1 is ever served or contacted.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import socket
@@ -104,20 +103,6 @@ def shows_verdict(delta) -> bool:
     """A websocket delta (``streamlit_client.Delta``) that draws one model's verdict card."""
     return delta.kind == "markdown" and 'class="bg-verdict' in delta.text
 
-
-async def wait_for_server(port: int, server: subprocess.Popen, timeout: float = 120.0) -> None:
-    """:func:`wait_until_healthy` without blocking an event loop."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        if server.poll() is not None:
-            raise RuntimeError(f"streamlit exited with code {server.returncode}")
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2)
-            return
-        except OSError:
-            if asyncio.get_running_loop().time() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 def open_when_ready(page, url: str, server: subprocess.Popen, timeout: float = 60.0) -> None:
