@@ -212,7 +212,7 @@ def _check_no_exception(site: Site) -> None:
         raise RuntimeError(f"{site.label}: the page shows an exception")
 
 
-def _checkout(ref: str, into: Path) -> Path:
+def checkout(ref: str, into: Path) -> Path:
     """The code of ``ref`` in a fresh folder (``git archive``: no checkout is touched)."""
     archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", ref], check=True, capture_output=True).stdout
     into.mkdir(parents=True)
@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
             scratch_path = Path(scratch)
             sites = []
             if args.before:
-                before = _checkout(args.before, scratch_path / "before")
+                before = checkout(args.before, scratch_path / "before")
                 sites.append(Site("before", before, has_verdict_cards(before), env, scratch_path))
             if not args.skip_after:
                 sites.append(Site("after", REPO, True, env, scratch_path))

@@ -13,9 +13,12 @@ sorted into the phases of a first page (the first matching phase of a stack wins
 
 A phase's seconds are its samples over the rate: CPU-side time on one thread, so two threads at
 once count twice. The wall-clock marks (server listening, page opened, verdicts) come from the
-client. Repeat with ``--starts N``: the figures are the medians.
+client. Repeat with ``--starts N``: the figures are the medians. ``--before REF`` also starts that
+git ref's page (``git archive``, no checkout touched), a start of each in turn, so both meet the
+same machine; each page keeps its own runs folder (and so its remembered opening photo) between
+its starts.
 
-    BEANS_DATA_DIR=../shared/beans python -m bench.first_screen [--starts 3] [--no-profile]
+    BEANS_DATA_DIR=../shared/beans python -m bench.first_screen [--starts 3] [--no-profile] [--before REF]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.support.beans import REPO_ROOT
+from bench.bench_dashboard import checkout
 from bench.gil_profile import read
 from tests.support.server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_until_healthy
 
@@ -65,18 +69,18 @@ def phase_seconds(raw: Path) -> dict[str, float]:
     return {name: round(samples / RATE, 2) for name, samples in counts.most_common()}
 
 
-def one_start(browser, scratch: Path, env: dict[str, str], profile: bool) -> dict:
+def one_start(browser, root: Path, scratch: Path, env: dict[str, str], profile: bool) -> dict:
     port = free_port()
     raw = scratch / f"profile-{port}.txt"
     command = [
-        sys.executable, "-m", "streamlit", "run", str(REPO_ROOT / "dashboard" / "app.py"),
+        sys.executable, "-m", "streamlit", "run", str(root / "dashboard" / "app.py"),
         "--server.port", str(port), "--server.address", "127.0.0.1", "--server.headless", "true",
     ]  # fmt: skip
     if profile:
         command = ["py-spy", "record", "--nonblocking", "--rate", str(RATE), "--format", "raw", "--output", str(raw), "--", *command]
     log = open(scratch / f"server-{port}.log", "wb")
     started = time.perf_counter()
-    server = subprocess.Popen(command, cwd=REPO_ROOT, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    server = subprocess.Popen(command, cwd=root, env={**os.environ, **env}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     marks: dict[str, float] = {}
     try:
         wait_until_healthy(port, server, interval=0.05)  # a fine poll: the time it answers is measured
@@ -101,37 +105,48 @@ def one_start(browser, scratch: Path, env: dict[str, str], profile: bool) -> dic
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.first_screen", description=__doc__.splitlines()[0])
-    parser.add_argument("--starts", type=int, default=3)
-    parser.add_argument("--no-profile", action="store_true", help="time only (py-spy costs the server a little)")
-    parser.add_argument("--output", type=Path, default=OUTPUT)
-    args = parser.parse_args(argv)
-    from playwright.sync_api import sync_playwright
-
-    starts = []
-    with tempfile.TemporaryDirectory(prefix="first-screen-") as scratch, sync_playwright() as playwright:
-        env = {"BEANGUARD_RUNS_DIR": str(Path(scratch) / "runs"), "BEANGUARD_TEACHER_PASSCODE": ""}
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        try:
-            for number in range(args.starts):
-                starts.append(one_start(browser, Path(scratch), env, not args.no_profile))
-                print(json.dumps(starts[-1]), flush=True)
-        finally:
-            browser.close()
-    summary = {
-        "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip(),
-        "load_average": Path("/proc/loadavg").read_text().split()[:3],
-        "median": {key: round(statistics.median(start[key] for start in starts), 2) for key in ("listening_s", "page_open_s", "verdicts_s")},
-        "starts": starts,
-    }
+def summary_of(starts: list[dict]) -> dict:
+    """Medians of the wall-clock marks and of each phase's seconds over the starts of one page."""
+    summary = {"median": {key: round(statistics.median(start[key] for start in starts), 2) for key in ("listening_s", "page_open_s", "verdicts_s")}}
     phases = [start["phases_s"] for start in starts if "phases_s" in start]
     if phases:
         names = sorted({name for p in phases for name in p}, key=lambda name: -statistics.median(p.get(name, 0.0) for p in phases))
         summary["median_phases_s"] = {name: round(statistics.median(p.get(name, 0.0) for p in phases), 2) for name in names}
+    return {**summary, "starts": starts}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.first_screen", description=__doc__.splitlines()[0])
+    parser.add_argument("--starts", type=int, default=3)
+    parser.add_argument("--no-profile", action="store_true", help="time only (py-spy costs the server a little)")
+    parser.add_argument("--before", help="also start this git ref's page, a start of each in turn (e.g. main)")
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    args = parser.parse_args(argv)
+    from playwright.sync_api import sync_playwright
+
+    with tempfile.TemporaryDirectory(prefix="first-screen-") as scratch, sync_playwright() as playwright:
+        scratch_path = Path(scratch)
+        pages = {"after": REPO_ROOT}
+        if args.before:
+            pages = {"before": checkout(args.before, scratch_path / "before"), **pages}
+        starts: dict[str, list[dict]] = {label: [] for label in pages}
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        try:
+            for number in range(args.starts):
+                for label, root in pages.items():
+                    env = {"BEANGUARD_RUNS_DIR": str(scratch_path / f"runs-{label}"), "BEANGUARD_TEACHER_PASSCODE": ""}
+                    starts[label].append(one_start(browser, root, scratch_path, env, not args.no_profile))
+                    print(json.dumps({"page": label, **starts[label][-1]}), flush=True)
+        finally:
+            browser.close()
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
+    result = {
+        "commit": commit, "before": args.before, "load_average": Path("/proc/loadavg").read_text().split()[:3],
+        "pages": {label: summary_of(page_starts) for label, page_starts in starts.items()},
+    }  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(summary, indent=1))
-    print(json.dumps({key: summary[key] for key in summary if key != "starts"}, indent=1))
+    args.output.write_text(json.dumps(result, indent=1))
+    print(json.dumps({label: {key: value for key, value in page.items() if key != "starts"} for label, page in result["pages"].items()}, indent=1))
     return 0
 
 

@@ -37,9 +37,12 @@ def _run_forward(extractor: tf.keras.Model, images: tf.Tensor) -> list[tf.Tensor
 _forward_graph = tf.function(_run_forward, reduce_retracing=True)
 
 
-def predict_with_activations(model: tf.keras.Model, images: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Class probabilities (N, classes) and ``{layer name: (N, h, w, channels)}`` in one pass."""
-    results = _forward_graph(_extractor(model), tf.convert_to_tensor(np.asarray(images, dtype=np.float32)))
+def predict_with_activations(model: tf.keras.Model, images: np.ndarray, eager: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Class probabilities (N, classes) and ``{layer name: (N, h, w, channels)}`` in one pass.
+
+    ``eager`` skips the graph: slower per call, but no trace (a few hundred ms) for a page that
+    opens before its graphs are traced."""
+    results = (_run_forward if eager else _forward_graph)(_extractor(model), tf.convert_to_tensor(np.asarray(images, dtype=np.float32)))
     probabilities, *maps = [tensor.numpy() for tensor in results]
     return probabilities, dict(zip(conv_layer_names(model), maps))
 

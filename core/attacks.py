@@ -142,6 +142,7 @@ def perturb(
     random_init: bool = False,
     batch_size: int = 256,
     targets: int | np.ndarray | None = None,
+    eager: bool = False,
 ) -> np.ndarray:
     """Adversarial versions of ``images`` that raise ``model``'s loss on the true ``labels``.
 
@@ -150,6 +151,9 @@ def perturb(
     steps are sparse (:mod:`core.sparse_l1`) and ``random_init`` is ignored.
     ``targets`` (one class index for all images, or one per image) makes the attack targeted:
     each step lowers the loss of the target class instead, pulling the model towards answering it.
+    ``eager`` runs the steps op by op instead of through the traced graph: on one photo that is
+    tens of milliseconds a step against one to two seconds to trace a graph not traced yet, which
+    is what a page opening before its graphs are traced wants (``dashboard.resources``).
     """
     if norm not in NORMS:
         raise ValueError(f"Unknown norm {norm!r}; expected one of {NORMS}.")
@@ -171,13 +175,14 @@ def perturb(
             [
                 sparse_l1_attack(
                     model, images[start : start + batch_size], labels[start : start + batch_size], step, radius, iterations,
-                    targeted,
+                    targeted, eager,
                 ).numpy()
                 for start in range(0, len(images), batch_size)
             ]
         )
+    run = _run_perturb if eager else _perturb_graph
     chunks = [
-        _perturb_graph(
+        run(
             model,
             tf.constant(images[start : start + batch_size]),
             tf.constant(labels[start : start + batch_size]),
@@ -204,17 +209,17 @@ def _target_array(targets: int | np.ndarray, count: int, classes: int) -> np.nda
 
 
 def attack(
-    images: np.ndarray, labels: np.ndarray, model: tf.keras.Model, threat: Attack, targets: int | np.ndarray | None = None
+    images: np.ndarray, labels: np.ndarray, model: tf.keras.Model, threat: Attack, targets: int | np.ndarray | None = None, eager: bool = False
 ) -> np.ndarray:
     """Run a threat model: FGSM for 1 iteration; PGD with step 2.5*eps/n and a random start.
 
-    Targeted when ``threat.target`` is set, or per image with ``targets`` (not both).
+    Targeted when ``threat.target`` is set, or per image with ``targets`` (not both). ``eager``: as in :func:`perturb`.
     """
     if targets is not None and threat.target is not None:
         raise ValueError("Give the target either in the Attack or as targets, not both.")
     targets = threat.target if targets is None else targets
     if threat.iterations == 1:
-        return perturb(images, labels, model, threat.epsilon, threat.norm, targets=targets)
+        return perturb(images, labels, model, threat.epsilon, threat.norm, targets=targets, eager=eager)
     return perturb(
         images,
         labels,
@@ -225,6 +230,7 @@ def attack(
         epsilon=threat.epsilon,
         random_init=True,
         targets=targets,
+        eager=eager,
     )
 
 

@@ -79,12 +79,12 @@ def predict(model: tf.keras.Model, images: np.ndarray, batch_size: int = 256) ->
     return np.concatenate([model(images[start : start + batch_size], training=False).numpy() for start in range(0, len(images), batch_size)])
 
 
-def _seen_by_each_model(models: dict[str, tf.keras.Model], images: np.ndarray, labels: np.ndarray, threat: Attack, attacker: str) -> dict[str, np.ndarray]:
+def _seen_by_each_model(models: dict[str, tf.keras.Model], images: np.ndarray, labels: np.ndarray, threat: Attack, attacker: str, eager: bool = False) -> dict[str, np.ndarray]:
     """The attacked images each model is shown: made through ``attacker``'s gradients (``"self"``:
     each model its own), each attack computed once."""
     if attacker not in ATTACKERS:
         raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}.")
-    made = {name: attack(images, labels, model, threat) for name, model in models.items() if attacker in (name, "self")}
+    made = {name: attack(images, labels, model, threat, eager=eager) for name, model in models.items() if attacker in (name, "self")}
     return {name: made[name if attacker == "self" else attacker] for name in models}
 
 
@@ -115,6 +115,7 @@ def first_good_example(
     min_confidence: float = MIN_CONFIDENCE,
     tries: int = 16,
     hint: int | None = None,
+    eager: bool = False,
 ) -> int | None:
     """A good example found cheaply, for a page that is opening: rank the photos by what both
     models say on the clean photos alone, then attack the likeliest ones *one at a time* (the
@@ -122,12 +123,13 @@ def first_good_example(
     first ``tries`` is. :func:`find_good_examples` ranks them all, at the cost of attacking the split.
 
     ``hint``: a photo found good before (by an earlier server with the same models and photos); it
-    is checked first, on that one photo, so a restarted server opens at once on the same example."""
+    is checked first, on that one photo, so a restarted server opens at once on the same example.
+    ``eager``: attack without tracing a graph (:func:`core.attacks.perturb`), for a page still opening."""
     if attacker not in ATTACKERS:  # before the clean pass, not after it
         raise ValueError(f"attacker must be one of {ATTACKERS}, got {attacker!r}.")
     labels = np.asarray(labels, np.int64)
     models = {"baseline": baseline, "adversarial": adversarial}
-    if hint is not None and 0 <= hint < len(labels) and _is_good(models, images[hint : hint + 1], labels[hint : hint + 1], threat, attacker, min_confidence):
+    if hint is not None and 0 <= hint < len(labels) and _is_good(models, images[hint : hint + 1], labels[hint : hint + 1], threat, attacker, min_confidence, eager):
         return int(hint)
     clean = {name: predict(model, images) for name, model in models.items()}
     rows = np.arange(len(labels))
@@ -136,16 +138,16 @@ def first_good_example(
     candidates = candidates[np.argsort(-(clean["baseline"][candidates, labels[candidates]] * clean["adversarial"][candidates, labels[candidates]]), kind="stable")]
     for index in candidates[:tries]:
         photo, label = images[index : index + 1], labels[index : index + 1]
-        seen = _seen_by_each_model(models, photo, label, threat, attacker)
+        seen = _seen_by_each_model(models, photo, label, threat, attacker, eager)
         if predict(baseline, seen["baseline"])[0].argmax() != label[0] and predict(adversarial, seen["adversarial"])[0].argmax() == label[0]:
             return int(index)
     return None
 
 
-def _is_good(models: dict[str, tf.keras.Model], photo: np.ndarray, label: np.ndarray, threat: Attack, attacker: str, min_confidence: float) -> bool:
+def _is_good(models: dict[str, tf.keras.Model], photo: np.ndarray, label: np.ndarray, threat: Attack, attacker: str, min_confidence: float, eager: bool) -> bool:
     """Every condition of a good example, checked on one photo (and its attacked versions)."""
     clean = {name: predict(model, photo)[0] for name, model in models.items()}
     if not (clean["baseline"].argmax() == label[0] and clean["baseline"][label[0]] >= min_confidence and clean["adversarial"].argmax() == label[0]):
         return False
-    seen = _seen_by_each_model(models, photo, label, threat, attacker)
+    seen = _seen_by_each_model(models, photo, label, threat, attacker, eager)
     return predict(models["baseline"], seen["baseline"])[0].argmax() != label[0] and predict(models["adversarial"], seen["adversarial"])[0].argmax() == label[0]

@@ -152,12 +152,14 @@ def sparse_l1_attack(
     epsilon: float | tf.Tensor,
     iterations: int = 1,
     targeted: bool = False,
+    eager: bool = False,
 ) -> tf.Tensor:
     """Adversarial ``images`` within L1 budget ``epsilon``: greedy fill for 1 iteration, else SLIDE.
 
     ``targeted``: ``labels`` are target classes, and the attack lowers their loss instead.
+    ``eager``: op by op, no graph traced (as in :func:`core.attacks.perturb`).
     """
-    return _sparse_l1_graph(
+    return (_run_sparse_l1 if eager else _sparse_l1_graph)(
         logits_model(model),
         tf.convert_to_tensor(images, tf.float32),
         tf.convert_to_tensor(labels, tf.int64),

@@ -66,8 +66,8 @@ class Interaction:
         return list(self.outcomes[MODEL_NAMES[0]].clean_maps)
 
 
-def _own_prediction(model, image: np.ndarray) -> int:
-    probabilities, _ = predict_with_activations(model, image[None])
+def _own_prediction(model, image: np.ndarray, eager: bool = False) -> int:
+    probabilities, _ = predict_with_activations(model, image[None], eager)
     return int(np.argmax(probabilities[0]))
 
 
@@ -82,11 +82,12 @@ def _perturbation(original: np.ndarray, perturbed: np.ndarray, made_by: str | No
     return Perturbation(_read_only(perturbed), _read_only(delta[0]), {norm: float(perturbation_norm(delta, norm)[0]) for norm in NORMS}, made_by)
 
 
-def run_interaction(pair: ModelPair, image: np.ndarray, true_label: int | None, settings: AttackSettings) -> Interaction:
+def run_interaction(pair: ModelPair, image: np.ndarray, true_label: int | None, settings: AttackSettings, eager: bool = False) -> Interaction:
     """Perturb ``image`` as ``settings`` say, then read both models on the clean and perturbed input.
 
     Without a true label (an uploaded photo) each attack pushes away from its attacker's own clean
-    prediction, which is what "make the model change its mind" means.
+    prediction, which is what "make the model change its mind" means. ``eager``: no graph is traced
+    (:func:`core.attacks.perturb`), for a page whose graphs are not traced yet.
     """
     image = _read_only(np.array(image, dtype=np.float32))  # a copy: the caller's array stays writable
     perturbations: dict[str, Perturbation] = {}
@@ -102,13 +103,13 @@ def run_interaction(pair: ModelPair, image: np.ndarray, true_label: int | None, 
             attacker = settings.attacker_for(name)
             assert attacker is not None
             if attacker not in by_attacker:
-                label = true_label if true_label is not None else _own_prediction(pair[attacker], image)
-                adversarial = attack(image[None], np.array([label], np.int64), pair[attacker], settings.threat)[0]
+                label = true_label if true_label is not None else _own_prediction(pair[attacker], image, eager)
+                adversarial = attack(image[None], np.array([label], np.int64), pair[attacker], settings.threat, eager=eager)[0]
                 by_attacker[attacker] = (_perturbation(image, adversarial, attacker), label)
             perturbations[name], pushed_away_from[name] = by_attacker[attacker]
     outcomes = {}
     for name in MODEL_NAMES:
-        probabilities, maps = predict_with_activations(pair[name], np.stack([image, perturbations[name].image]))
+        probabilities, maps = predict_with_activations(pair[name], np.stack([image, perturbations[name].image]), eager)
         outcomes[name] = ModelOutcome(
             name=name,
             clean_probabilities=_read_only(probabilities[0]),

@@ -67,6 +67,18 @@ def test_pgd_damage_on_real_baseline_is_at_least_fgsm_damage(real_beans):
     assert pgd <= fgsm
 
 
+@pytest.mark.parametrize("norm", attacks.NORMS)
+def test_an_eager_attack_traces_no_graph_and_equals_the_traced_one(tiny_model, tiny_splits, norm):
+    test = tiny_splits["test"]
+    images, labels = test.images[:1], test.labels[:1]
+    threat = attacks.Attack(norm, BUDGETS[norm], 1)
+    graphs = (attacks._perturb_graph, sparse_l1._sparse_l1_graph)
+    traces = [graph.experimental_get_tracing_count() for graph in graphs]
+    eager = attacks.attack(images, labels, tiny_model, threat, eager=True)
+    assert [graph.experimental_get_tracing_count() for graph in graphs] == traces
+    np.testing.assert_allclose(eager, attacks.attack(images, labels, tiny_model, threat), atol=1e-6)
+
+
 def test_zero_budget_returns_the_images_unchanged(tiny_model, tiny_splits):
     test = tiny_splits["test"]
     same = attacks.perturb(test.images, test.labels, tiny_model, step_size=0.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import io
 import json
 
@@ -180,6 +181,41 @@ def test_after_the_warm_up_no_reachable_setting_traces_a_new_graph(checkpoints_d
                 for method in ("grad_cam", "smooth_grad"):
                     explain_interaction(pair, result, method)
     assert [graph.experimental_get_tracing_count() for graph in _graphs()] == traces
+
+
+@pytest.mark.parametrize("norm", ["infinity", "l2", "l1"])
+def test_a_page_opening_before_the_warm_up_traces_no_graph_and_gets_the_traced_verdicts(checkpoints_dir, monkeypatch, norm):
+    from core import checkpoints
+    from core.attacks import DEFAULT_BUDGETS
+    from dashboard import resources
+
+    monkeypatch.setattr(resources, "_TRACED", set())  # this process has run no warm-up
+    pair = checkpoints.load_pair(checkpoints_dir)  # new model objects: any graph they ran would be traced anew
+    image = np.random.default_rng(1).uniform(size=(32, 32, 3)).astype(np.float32)
+    settings = AttackSettings(norm=norm, epsilon=DEFAULT_BUDGETS[norm], iterations=1, attacker="self")
+    traces = [graph.experimental_get_tracing_count() for graph in _graphs()]
+    opening = resources.interaction(pair, f"opening-{norm}", image, 2, settings)
+    assert [graph.experimental_get_tracing_count() for graph in _graphs()] == traces
+    traced = run_interaction(pair, image, 2, settings)
+    for name, outcome in opening.outcomes.items():
+        np.testing.assert_allclose(outcome.perturbed_probabilities, traced.outcomes[name].perturbed_probabilities, atol=1e-5)
+        np.testing.assert_allclose(opening.perturbations[name].image, traced.perturbations[name].image, atol=1e-6)
+
+
+def test_after_its_warm_up_a_page_runs_through_the_traced_graphs(checkpoints_dir, monkeypatch):
+    from core import checkpoints, data
+    from dashboard import resources
+
+    monkeypatch.setattr(resources, "_TRACED", set())
+    monkeypatch.setattr(resources, "WARM_UP_DELAY_S", 0.0)
+    pair = checkpoints.load_pair(checkpoints_dir)
+    split = data.Split(np.zeros((2, 32, 32, 3), np.float32), np.array([0, 1]), ("a.jpg", "b.jpg"))
+    assert not resources.graphs_traced(pair.version)
+    try:
+        resources._trace_everything(pair, split, "probe", [], resources.WarmUp(total=0))
+    finally:
+        gc.unfreeze()  # the warm-up freezes what is alive; this test process is not a server
+    assert resources.graphs_traced(pair.version)
 
 
 def test_after_a_warm_up_full_collections_skip_the_pair_yet_a_later_warm_up_frees_what_is_gone():
