@@ -12,6 +12,7 @@ Paths (``config.init_from``, ``data.source``) are stored relative to the reposit
 
     python -m core.metadata --run ../train-runs/RUN       # the run's pair into checkpoints/, with assembled metadata
     python -m core.evaluate --data-dir ../shared/beans     # then the evaluation table
+    python -m core.metadata --refresh-selection           # candidates scored since join the shipped record
 """
 
 from __future__ import annotations
@@ -63,10 +64,16 @@ def provenance(training: dict[str, Any], selection: dict[str, Any] | None) -> st
         text += f"the baseline kept from {relative_path(config.get('init_from', ''))}, "
     text += f"the NSL model {config['adversarial_epochs']} epochs at L∞ {config['adv_epsilon'] * 255:g}/255"
     if selection:
+        rows = selection["candidates"]
+        ensemble = next((row["ensemble"] for row in rows if row["run"] == selection["chosen"]), None)
+        scored = len({row["run"] for row in rows if row["ensemble"] == ensemble})
+        screened = len({row["run"] for row in rows if row["ensemble"] != ensemble})
         text += (
-            f"; chosen among {len({row['run'] for row in selection['candidates']})} candidate runs on the {selection['photos']} validation photos "
+            f"; chosen among {scored} candidate run{'s' if scored != 1 else ''} scored with {ensemble} on the {selection['photos']} validation photos "
             f"by bench/compare_on_validation.py ({selection['table']})"
         )
+        if screened:  # rows scored with a weaker ensemble cannot be chosen (bench/compare_on_validation.py)
+            text += f"; {screened} more screened without the full ensemble"
     return text + "."
 
 
@@ -116,16 +123,38 @@ def ship(
     return metadata
 
 
+def refresh_selection(checkpoint_dir: str | Path | None = None, selection_file: str | Path = SELECTION_FILE) -> dict[str, Any]:
+    """Rewrite the shipped pair's selection record and provenance from the selection table, nothing else.
+
+    Why: a candidate scored after the pair shipped (and not chosen) belongs in the shipped record
+    too, and the chosen run's folder may be long gone; the model files, their digests and the
+    evaluation stay as they are. Refuses when the table no longer chooses the shipped run."""
+    destination = checkpoints.checkpoint_dir(checkpoint_dir)
+    shipped = checkpoints.load_metadata(destination)
+    chosen = shipped["selection"]["pair"]["chosen"]
+    selection = pair_selection(json.loads(Path(selection_file).read_text()), chosen, relative_path(str(selection_file)))
+    updated = {**shipped, "selection": {**shipped["selection"], "pair": selection}}
+    updated["provenance"] = provenance(updated, selection)
+    checkpoints.write_json_atomic(updated, destination / checkpoints.METADATA_FILE)
+    return updated
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.metadata", description=__doc__.splitlines()[0])
-    parser.add_argument("--run", required=True, help="the chosen run folder (its metadata.json was written by core.train)")
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument("--run", help="the chosen run folder (its metadata.json was written by core.train)")
+    what.add_argument("--refresh-selection", action="store_true", help="only rewrite the shipped record's selection and provenance from --selection")
     parser.add_argument("--checkpoint-dir", help="where to ship it (default: checkpoints/)")
     parser.add_argument("--selection", default=str(SELECTION_FILE), help="the selection table (default: %(default)s)")
     parser.add_argument("--evaluation", help="a `python -m core.evaluate --json` table of these very files, stored with them")
     args = parser.parse_args(argv)
     try:
+        if args.refresh_selection:
+            metadata = refresh_selection(args.checkpoint_dir, args.selection)
+            print(f"refreshed the selection of {checkpoints.checkpoint_dir(args.checkpoint_dir)}: {metadata['provenance']}")
+            return 0
         metadata = ship(args.run, args.checkpoint_dir, args.selection, args.evaluation)
-    except (checkpoints.CheckpointError, ValueError, OSError) as error:
+    except (checkpoints.CheckpointError, ValueError, OSError, KeyError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"shipped {args.run} to {checkpoints.checkpoint_dir(args.checkpoint_dir)}: {metadata['provenance']}")

@@ -97,7 +97,7 @@ def test_ship_writes_the_assembled_metadata_next_to_the_run_s_models(run, tmp_pa
     assert pair.metadata == written
     assert written["config"]["init_from"] == "checkpoints" and not Path(written["data"]["source"]).is_absolute()
     assert [row["run"] for row in written["selection"]["pair"]["candidates"]] == ["candidate-a", "candidate-b"]
-    assert written["provenance"] != "typed by hand" and "chosen among 2 candidate runs" in written["provenance"]
+    assert written["provenance"] != "typed by hand" and "chosen among 2 candidate runs scored with APGD-CE + APGD-T + Square" in written["provenance"]
     assert "evaluation" not in written  # core.evaluate adds the current table
 
 
@@ -117,3 +117,31 @@ def test_ship_onto_the_same_files_writes_only_the_metadata_with_the_given_evalua
     assert {name: (destination / name).read_bytes() for name in checkpoints.MODEL_FILES.values()} == files_before
     assert checkpoints.load_pair(destination, require_digests=True).metadata == written
     assert written["evaluation"] == {"examples": 8, "rows": []} and written["provenance"] != "typed by hand"
+
+
+def test_refreshing_the_selection_adds_later_candidates_and_keeps_the_models_and_evaluation(run, tmp_path):
+    destination = tmp_path / "shipped"
+    table = selection_table(tmp_path / "selection.json", "candidate-a")
+    evaluation = tmp_path / "evaluation.json"
+    evaluation.write_text(json.dumps({"examples": 8, "rows": []}))
+    metadata.ship(run, destination, table, evaluation)
+    files_before = {name: (destination / name).read_bytes() for name in checkpoints.MODEL_FILES.values()}
+    later = json.loads(table.read_text())
+    later["candidates"].append({**later["candidates"][0], "run": "candidate-c", "ensemble": "APGD-CE + APGD-T"})
+    table.write_text(json.dumps(later))
+    refreshed = metadata.refresh_selection(destination, table)
+    assert [row["run"] for row in refreshed["selection"]["pair"]["candidates"]] == ["candidate-a", "candidate-b", "candidate-c"]
+    assert "chosen among 2 candidate runs scored with APGD-CE + APGD-T + Square" in refreshed["provenance"]
+    assert "1 more screened without the full ensemble" in refreshed["provenance"]
+    assert {name: (destination / name).read_bytes() for name in checkpoints.MODEL_FILES.values()} == files_before
+    assert checkpoints.load_pair(destination, require_digests=True).metadata == refreshed
+    assert refreshed["evaluation"] == {"examples": 8, "rows": []}
+
+
+def test_refreshing_refuses_a_table_that_now_chooses_another_run(run, tmp_path):
+    destination = tmp_path / "shipped"
+    metadata.ship(run, destination, selection_table(tmp_path / "selection.json", "candidate-a"))
+    before = (destination / "metadata.json").read_text()
+    with pytest.raises(ValueError, match="chose 'candidate-b', not the run 'candidate-a'"):
+        metadata.refresh_selection(destination, selection_table(tmp_path / "other.json", "candidate-b"))
+    assert (destination / "metadata.json").read_text() == before
