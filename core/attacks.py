@@ -14,6 +14,8 @@ Every result satisfies ``||x_adv - x||_norm <= epsilon`` and ``0 <= x_adv <= 1``
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -130,6 +132,11 @@ def _run_perturb(model, images, labels, step_size, epsilon, norm: str, iteration
 # static batch dimension, so shapes must not be relaxed to None.
 _perturb_graph = tf.function(_run_perturb)
 
+# Eager gradient tapes in several threads at once corrupt the heap in TensorFlow 2.21 (the process
+# dies with "free(): invalid next size" or "corrupted double-linked list"; a plain Keras model and
+# six threads are enough): eager attacks take turns. Traced graphs need no lock and run beside them.
+_EAGER_GRADIENTS = threading.Lock()
+
 
 def perturb(
     images: np.ndarray,
@@ -168,6 +175,11 @@ def perturb(
         labels = _target_array(targets, len(images), int(model.output_shape[-1]))
     if step_size == 0 or epsilon == 0 or len(images) == 0:
         return images.copy()
+    with _EAGER_GRADIENTS if eager else contextlib.nullcontext():
+        return _perturb_chunks(images, labels, model, step_size, norm, iterations, epsilon, random_init, batch_size, targeted, eager)
+
+
+def _perturb_chunks(images, labels, model, step_size, norm, iterations, epsilon, random_init, batch_size, targeted, eager) -> np.ndarray:
     radius = tf.constant(step_size if epsilon is None else epsilon, tf.float32)
     step = tf.constant(step_size, tf.float32)
     if norm == "l1":

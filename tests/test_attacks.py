@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
 from core import attacks, sparse_l1
 from core.compat import tf
 from core.evaluate import CURVE_EPSILONS, CURVE_ITERATIONS
+from tests.support.beans import REPO_ROOT
 
 BUDGETS = {"infinity": 8 / 255, "l2": 0.5, "l1": 5.0}
 
@@ -77,6 +81,29 @@ def test_an_eager_attack_traces_no_graph_and_equals_the_traced_one(tiny_model, t
     eager = attacks.attack(images, labels, tiny_model, threat, eager=True)
     assert [graph.experimental_get_tracing_count() for graph in graphs] == traces
     np.testing.assert_allclose(eager, attacks.attack(images, labels, tiny_model, threat), atol=1e-6)
+
+
+EAGER_ATTACKS_IN_THREADS = """
+import sys, threading
+import numpy as np
+import core
+from core import attacks, checkpoints
+model = checkpoints.load_pair(sys.argv[1]).baseline
+def student(seed):
+    photo = np.random.default_rng(seed).uniform(size=(1, 64, 64, 3)).astype(np.float32)
+    for step in range(10):
+        attacks.attack(photo, np.array([0]), model, attacks.Attack("infinity", (4 + step) / 255, 1 + step % 3), eager=True)
+threads = [threading.Thread(target=student, args=(seed,)) for seed in range(6)]
+[thread.start() for thread in threads]
+[thread.join() for thread in threads]
+"""
+
+
+def test_eager_attacks_from_many_threads_at_once_leave_the_process_alive():
+    """Six pages opening at once, each attacking eagerly: TensorFlow's eager tapes corrupt memory
+    when they overlap, so the process must survive (a subprocess: a crash would kill the test run)."""
+    done = subprocess.run([sys.executable, "-c", EAGER_ATTACKS_IN_THREADS, str(REPO_ROOT / "checkpoints")], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_zero_budget_returns_the_images_unchanged(tiny_model, tiny_splits):
