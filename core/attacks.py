@@ -14,7 +14,6 @@ Every result satisfies ``||x_adv - x||_norm <= epsilon`` and ``0 <= x_adv <= 1``
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from dataclasses import dataclass
 
@@ -134,8 +133,10 @@ _perturb_graph = tf.function(_run_perturb)
 
 # Eager gradient tapes in several threads at once corrupt the heap in TensorFlow 2.21 (the process
 # dies with "free(): invalid next size" or "corrupted double-linked list"; a plain Keras model and
-# six threads are enough): eager attacks take turns. Traced graphs need no lock and run beside them.
-_EAGER_GRADIENTS = threading.Lock()
+# six threads are enough). So one eager attack runs at a time, and a call that finds the lane taken
+# uses the traced graph instead of queueing: a crowd of pages opening together pays one trace, not a
+# queue of eager attacks. Traced graphs need no lock and run beside the eager one.
+_EAGER_LANE = threading.Lock()
 
 
 def perturb(
@@ -160,7 +161,8 @@ def perturb(
     each step lowers the loss of the target class instead, pulling the model towards answering it.
     ``eager`` runs the steps op by op instead of through the traced graph: on one photo that is
     tens of milliseconds a step against one to two seconds to trace a graph not traced yet, which
-    is what a page opening before its graphs are traced wants (``dashboard.resources``).
+    is what a page opening before its graphs are traced wants (``dashboard.resources``). One eager
+    attack runs at a time (see ``_EAGER_LANE``); a call that meets another uses the graph.
     """
     if norm not in NORMS:
         raise ValueError(f"Unknown norm {norm!r}; expected one of {NORMS}.")
@@ -175,11 +177,15 @@ def perturb(
         labels = _target_array(targets, len(images), int(model.output_shape[-1]))
     if step_size == 0 or epsilon == 0 or len(images) == 0:
         return images.copy()
-    with _EAGER_GRADIENTS if eager else contextlib.nullcontext():
-        return _perturb_chunks(images, labels, model, step_size, norm, iterations, epsilon, random_init, batch_size, targeted, eager)
+    if eager and _EAGER_LANE.acquire(blocking=False):
+        try:
+            return _perturb_chunks(images, labels, model, step_size, norm, iterations, epsilon, random_init, batch_size, targeted, eager=True)
+        finally:
+            _EAGER_LANE.release()
+    return _perturb_chunks(images, labels, model, step_size, norm, iterations, epsilon, random_init, batch_size, targeted, eager=False)
 
 
-def _perturb_chunks(images, labels, model, step_size, norm, iterations, epsilon, random_init, batch_size, targeted, eager) -> np.ndarray:
+def _perturb_chunks(images, labels, model, step_size, norm, iterations, epsilon, random_init, batch_size, targeted, eager: bool) -> np.ndarray:
     radius = tf.constant(step_size if epsilon is None else epsilon, tf.float32)
     step = tf.constant(step_size, tf.float32)
     if norm == "l1":
