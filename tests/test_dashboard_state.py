@@ -11,6 +11,7 @@ import datetime as dt
 import gc
 import io
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -211,8 +212,11 @@ def test_after_its_warm_up_a_page_runs_through_the_traced_graphs(checkpoints_dir
     pair = checkpoints.load_pair(checkpoints_dir)
     split = data.Split(np.zeros((2, 32, 32, 3), np.float32), np.array([0, 1]), ("a.jpg", "b.jpg"))
     assert not resources.graphs_traced(pair.version)
+    # In a thread of its own, as a server runs it: the warm-up lowers its own thread's priority.
+    warm_up = threading.Thread(target=resources._trace_everything, args=(pair, split, "probe", [], resources.WarmUp(total=0)))
     try:
-        resources._trace_everything(pair, split, "probe", [], resources.WarmUp(total=0))
+        warm_up.start()
+        warm_up.join(timeout=60)
     finally:
         gc.unfreeze()  # the warm-up freezes what is alive; this test process is not a server
     assert resources.graphs_traced(pair.version)
