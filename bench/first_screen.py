@@ -16,9 +16,11 @@ once count twice. The wall-clock marks (server listening, page opened, verdicts)
 client. Repeat with ``--starts N``: the figures are the medians. ``--before REF`` also starts that
 git ref's page (``git archive``, no checkout touched), a start of each in turn, so both meet the
 same machine; each page keeps its own runs folder (and so its remembered opening photo) between
-its starts.
+its starts. ``--offline`` starts the pages as a machine with no Beans folder and no network would
+(no data setting, an empty TFDS cache, the download server at a closed port): they show the test
+photos shipped with Beanguard.
 
-    BEANS_DATA_DIR=../shared/beans python -m bench.first_screen [--starts 3] [--no-profile] [--before REF]
+    BEANS_DATA_DIR=../shared/beans python -m bench.first_screen [--starts 3] [--no-profile] [--before REF] [--offline]
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--starts", type=int, default=3)
     parser.add_argument("--no-profile", action="store_true", help="time only (py-spy costs the server a little)")
     parser.add_argument("--before", help="also start this git ref's page, a start of each in turn (e.g. main)")
+    parser.add_argument("--offline", action="store_true", help="no Beans folder, an empty TFDS cache and no download server")
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
@@ -135,13 +138,15 @@ def main(argv: list[str] | None = None) -> int:
             for number in range(args.starts):
                 for label, root in pages.items():
                     env = {"BEANGUARD_RUNS_DIR": str(scratch_path / f"runs-{label}"), "BEANGUARD_TEACHER_PASSCODE": ""}
+                    if args.offline:
+                        env.update(BEANS_DATA_DIR="", TFDS_DATA_DIR=str(scratch_path / "empty-tfds"), BEANS_DOWNLOAD_SERVER=f"127.0.0.1:{free_port()}")
                     starts[label].append(one_start(browser, root, scratch_path, env, not args.no_profile))
                     print(json.dumps({"page": label, **starts[label][-1]}), flush=True)
         finally:
             browser.close()
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True).stdout.strip()
     result = {
-        "commit": commit, "before": args.before, "load_average": Path("/proc/loadavg").read_text().split()[:3],
+        "commit": commit, "before": args.before, "offline": args.offline, "load_average": Path("/proc/loadavg").read_text().split()[:3],
         "pages": {label: summary_of(page_starts) for label, page_starts in starts.items()},
     }  # fmt: skip
     args.output.parent.mkdir(parents=True, exist_ok=True)

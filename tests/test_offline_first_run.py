@@ -14,20 +14,13 @@ at a closed local port (connections refused, as on a blocked network); headless 
 
 from __future__ import annotations
 
-import socket
 import time
 
 from tests.support.beans import REPO_ROOT
-from tests.support.server import CHROMIUM_ARGS, open_when_ready, running_server
+from tests.support.server import CHROMIUM_ARGS, free_port, open_when_ready, running_server
 
 NO_NETWORK_WAIT_S = 30.0  # a first screen takes 7-13 s here, by the load; a download wait adds tens of seconds
 VERDICT = ".st-key-verdict_{name} .bg-verdict"
-
-
-def closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_offline_without_a_beans_folder_both_verdicts_show_on_the_first_screen_without_a_network_wait(chromium, tmp_path):
@@ -37,7 +30,7 @@ def test_offline_without_a_beans_folder_both_verdicts_show_on_the_first_screen_w
         BEANGUARD_RUNS_DIR=str(tmp_path / "runs"),
         BEANGUARD_WARM_UP="0",
         TFDS_DATA_DIR=str(tmp_path / "tensorflow_datasets"),
-        BEANS_DOWNLOAD_SERVER=f"127.0.0.1:{closed_port()}",
+        BEANS_DOWNLOAD_SERVER=f"127.0.0.1:{free_port()}",  # nobody listens there: connections refused
         BEANGUARD_CHECKPOINT_DIR=str(REPO_ROOT / "checkpoints"),
         BEANS_DATA_DIR="",  # the test run's own folder setting would reach the server otherwise
         BEANGUARD_TEACHER_PASSCODE="",
