@@ -90,9 +90,10 @@ def bench_interactions(directory: Path, data_dir: Path | None, count: int, warmu
 # round trips would be counted too).
 def _warm_up_seconds(log: Path, since: float, timeout: float) -> float | None:
     """The new page logs when its background tracing is done; None if it never says so."""
+    from tests.support.server import warm_up_logged
+
     while time.perf_counter() - since < timeout:
-        text = log.read_text(errors="replace") if log.exists() else ""
-        if "Beanguard warm-up finished" in text:
+        if warm_up_logged(log):
             return time.perf_counter() - since
         time.sleep(1.0)
     return None

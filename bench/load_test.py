@@ -44,14 +44,13 @@ from bench.students import ACTIONS, CHALLENGE_ACTIONS, MODELS_CAPTION, PASSCODE,
 from core.classroom import open_store
 from deploy.serve import running_school
 from tests.support.beans import REPO_ROOT as REPO
-from tests.support.server import free_port, start_server, stop_server, wait_until_healthy
+from tests.support.server import free_port, start_server, stop_server, wait_until_healthy, warm_up_logged
 from tests.support.streamlit_client import StreamlitSession
 
 MAX_STUDENTS = 90
 MAX_DURATION_S = 900
 TARGET_P95_S = 1.0
 BOARD_EVERY_S = 2.0  # dashboard/class_board.py's REFRESH_S
-WARM_UP_LINE = "Beanguard warm-up finished"
 PROFILE_RATE = 100  # py-spy samples per second: (samples holding the GIL) / (rate x seconds) = the GIL's busy share
 
 
@@ -105,7 +104,7 @@ async def open_every_replica(setup: Setup, timeout: float = 180.0) -> None:
 def wait_for_warm_ups(logs: list[Path], started: float, timeout: float = 900.0) -> float | None:
     """Seconds until every replica logged that it traced every attack graph; None on timeout."""
     while time.monotonic() - started < timeout:
-        if all(WARM_UP_LINE in log.read_text(errors="replace") for log in logs):
+        if warm_up_logged(*logs):
             return round(time.monotonic() - started, 1)
         time.sleep(1.0)
     return None

@@ -157,7 +157,8 @@ def sparse_l1_attack(
     """Adversarial ``images`` within L1 budget ``epsilon``: greedy fill for 1 iteration, else SLIDE.
 
     ``targeted``: ``labels`` are target classes, and the attack lowers their loss instead.
-    ``eager``: op by op, no graph traced (as in :func:`core.attacks.perturb`).
+    ``eager``: op by op, no graph traced. Call it eagerly only through :func:`core.attacks.perturb`,
+    which lets one eager attack run at a time (overlapping eager tapes corrupt TensorFlow's heap).
     """
     return (_run_sparse_l1 if eager else _sparse_l1_graph)(
         logits_model(model),

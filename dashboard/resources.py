@@ -277,6 +277,7 @@ class WarmUp:
     design: each server process traces its own graphs; nothing of it is shared through the store."""
 
     total: int
+    version: str = ""  # the model pair's (``checkpoints.pair_version``)
     done: int = 0
     started_at: float = field(default_factory=time.monotonic)
     seconds: float | None = None  # set when finished
@@ -290,15 +291,14 @@ class WarmUp:
 
 
 _JOBS: list[WarmUp] = []
-_TRACED: set[str] = set()  # versions of the pairs whose warm-up has run in this process
 
 
 def graphs_traced(version: str) -> bool:
-    """Whether this process's warm-up has run for the pair ``version``. Before, the page computes
+    """Whether a warm-up of this process has run for the pair ``version``. Before, the page computes
     eagerly: the first screen comes without waiting for a trace (FGSM on one photo: ~1.5 s traced
     on an idle 2-core machine, ~0.1 s eagerly). After, through the graphs (PGD-10: ~80 ms against
     ~0.3 s eagerly); a graph the warm-up skipped is traced when first used, as before."""
-    return version in _TRACED
+    return any(job.version == version and job.finished for job in _JOBS)
 
 
 @atexit.register
@@ -376,7 +376,6 @@ def _trace_everything(pair: checkpoints.ModelPair, split: Split, data_key: str, 
     finally:
         sys.setswitchinterval(interval)
     freeze_long_lived_objects()
-    _TRACED.add(pair.version)
     status.seconds = time.monotonic() - status.started_at
     print(f"Beanguard warm-up finished: {status.done} of {status.total} steps (graphs, good examples, curves) in {status.seconds:.1f} s", file=sys.stderr, flush=True)
 
@@ -384,7 +383,7 @@ def _trace_everything(pair: checkpoints.ModelPair, split: Split, data_key: str, 
 @st.cache_resource(max_entries=2, show_spinner=False)
 def _warm_up_job(version: str, data_key: str, _pair: checkpoints.ModelPair, _split: Split, pgd_steps: tuple[int, ...], default_steps: int) -> WarmUp:
     plan = warm_up_plan(pgd_steps, default_steps) if os.environ.get(WARM_UP_ENV, "1") != "0" else []
-    status = WarmUp(total=len(plan) + (1 + len(NORMS) if plan else 0))
+    status = WarmUp(total=len(plan) + (1 + len(NORMS) if plan else 0), version=version)
     status.thread = threading.Thread(target=_trace_everything, args=(_pair, _split, data_key, plan, status), name="beanguard-warm-up", daemon=True)
     _JOBS.append(status)
     status.thread.start()

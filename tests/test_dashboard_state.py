@@ -11,7 +11,6 @@ import datetime as dt
 import gc
 import io
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -190,7 +189,7 @@ def test_a_page_opening_before_the_warm_up_traces_no_graph_and_gets_the_traced_v
     from core.attacks import DEFAULT_BUDGETS
     from dashboard import resources
 
-    monkeypatch.setattr(resources, "_TRACED", set())  # this process has run no warm-up
+    monkeypatch.setattr(resources, "_JOBS", [])  # this process has run no warm-up
     pair = checkpoints.load_pair(checkpoints_dir)  # new model objects: any graph they ran would be traced anew
     image = np.random.default_rng(1).uniform(size=(32, 32, 3)).astype(np.float32)
     settings = AttackSettings(norm=norm, epsilon=DEFAULT_BUDGETS[norm], iterations=1, attacker="self")
@@ -207,16 +206,15 @@ def test_after_its_warm_up_a_page_runs_through_the_traced_graphs(checkpoints_dir
     from core import checkpoints, data
     from dashboard import resources
 
-    monkeypatch.setattr(resources, "_TRACED", set())
+    monkeypatch.setattr(resources, "_JOBS", [])
     monkeypatch.setattr(resources, "WARM_UP_DELAY_S", 0.0)
+    monkeypatch.setenv(resources.WARM_UP_ENV, "0")  # nothing to trace: only the bookkeeping is under test
     pair = checkpoints.load_pair(checkpoints_dir)
     split = data.Split(np.zeros((2, 32, 32, 3), np.float32), np.array([0, 1]), ("a.jpg", "b.jpg"))
     assert not resources.graphs_traced(pair.version)
-    # In a thread of its own, as a server runs it: the warm-up lowers its own thread's priority.
-    warm_up = threading.Thread(target=resources._trace_everything, args=(pair, split, "probe", [], resources.WarmUp(total=0)))
+    status = resources.start_warm_up(pair, split, "warm-up-bookkeeping")  # its own thread, as in a server
     try:
-        warm_up.start()
-        warm_up.join(timeout=60)
+        status.thread.join(timeout=60)
     finally:
         gc.unfreeze()  # the warm-up freezes what is alive; this test process is not a server
     assert resources.graphs_traced(pair.version)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import running_server, server_env, shows_verdict
+from tests.support.server import running_server, server_env, shows_verdict, warm_up_logged
 from tests.support.streamlit_client import StreamlitSession, option_value, slider_value
 
 DROPPED_SESSIONS = 5
@@ -87,7 +87,7 @@ async def warm_up_done(log: Path, timeout: float = 60.0) -> None:
     """Until the server's warm-up has run, pages attack eagerly; after it, through traced graphs.
     Tracing while sessions come and go is not what this file tests: wait, then trace once."""
     deadline = asyncio.get_running_loop().time() + timeout
-    while "Beanguard warm-up finished" not in log.read_text(errors="replace"):
+    while not warm_up_logged(log):
         assert asyncio.get_running_loop().time() < deadline, "the server's warm-up never finished"
         await asyncio.sleep(0.2)
 

@@ -36,6 +36,14 @@ def server_env(base: Path, **overrides: str) -> dict[str, str]:
     }
 
 
+WARM_UP_DONE = "Beanguard warm-up finished"  # the line dashboard.resources prints once a server's warm-up has run
+
+
+def warm_up_logged(*logs: Path) -> bool:
+    """Whether every server writing one of these logs has finished its warm-up (graphs traced)."""
+    return all(log.exists() and WARM_UP_DONE in log.read_text(errors="replace") for log in logs)
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
