@@ -7,7 +7,7 @@ import weakref
 
 import numpy as np
 
-from core.compat import tf
+from core.compat import tf, traced
 
 _EXTRACTORS: "weakref.WeakKeyDictionary[tf.keras.Model, tf.keras.Model]" = weakref.WeakKeyDictionary()
 
@@ -34,7 +34,7 @@ def _run_forward(extractor: tf.keras.Model, images: tf.Tensor) -> list[tf.Tensor
 # 64 px images against under 2 ms as one graph), and on a 2-core server shared by a class that
 # Python time holds the GIL every other student's rerun waits for. One trace per extractor and
 # batch size; ``reduce_retracing`` generalises the batch dimension after a second size.
-_forward_graph = tf.function(_run_forward, reduce_retracing=True)
+_forward_graph = traced(_run_forward, reduce_retracing=True)
 
 
 def predict_with_activations(model: tf.keras.Model, images: np.ndarray, eager: bool = False) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.compat import nsl, tf
+from core.compat import nsl, tf, traced
 from core.sparse_l1 import sparse_l1_attack
 
 NORMS: tuple[str, ...] = ("infinity", "l2", "l1")
@@ -129,7 +129,7 @@ def _run_perturb(model, images, labels, step_size, epsilon, norm: str, iteration
 
 # One trace per (model, norm, iterations, random start, targeted, batch size): NSL's random start needs a
 # static batch dimension, so shapes must not be relaxed to None.
-_perturb_graph = tf.function(_run_perturb)
+_perturb_graph = traced(_run_perturb)
 
 # Eager gradient tapes in several threads at once corrupt the heap in TensorFlow 2.21 (the process
 # dies with "free(): invalid next size" or "corrupted double-linked list"; a plain Keras model and

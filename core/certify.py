@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.compat import tf
+from core.compat import tf, traced
 
 
 def _stats():
@@ -86,7 +86,7 @@ def _run_forward(model: tf.keras.Model, images: tf.Tensor) -> tf.Tensor:
     return tf.argmax(model(images, training=False), axis=1)
 
 
-_answers_graph = tf.function(_run_forward, reduce_retracing=True)
+_answers_graph = traced(_run_forward, reduce_retracing=True)
 
 
 def _noisy_counts(

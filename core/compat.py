@@ -7,6 +7,8 @@ Why this module exists:
 - ``neural_structured_learning/__init__.py`` imports its ``estimator`` subpackage, which imports
   ``tensorflow.estimator`` — removed in TF 2.16. We never use NSL's Estimator API, so we register
   a stand-in for that one subpackage that raises a clear error if anybody touches it.
+- A server traces graphs in threads beside Streamlit's own work: :func:`traced` makes those graphs
+  without autograph (see there).
 
 Every other module imports ``tf`` and ``nsl`` from here: ``from core.compat import tf, nsl``.
 """
@@ -47,4 +49,19 @@ if _ESTIMATOR not in sys.modules:
 import tensorflow as tf  # noqa: E402
 import neural_structured_learning as nsl  # noqa: E402
 
-__all__ = ["tf", "nsl"]
+
+
+def traced(function, **options):
+    """``tf.function(function, autograph=False, **options)``: a graph traced as the Python runs.
+
+    Autograph rewrites a function from its source with ``ast.parse`` the first time it is traced.
+    In CPython 3.11 the AST constructor keeps one recursion counter for all threads, so a trace
+    in one thread while Streamlit compiles ``app.py`` for a new page in another can fail either
+    with "SystemError: AST constructor recursion depth mismatch". Without autograph, loops over
+    tensors must be written as ``tf.while_loop`` and branches on tensors as ``tf.where``/``tf.cond``;
+    loops over Python ints unroll as the graph is traced.
+    """
+    return tf.function(function, autograph=False, **options)
+
+
+__all__ = ["tf", "nsl", "traced"]

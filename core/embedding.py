@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.compat import tf
+from core.compat import tf, traced
 from core.models import LOGITS_LAYER
 
 _EXTRACTORS: "weakref.WeakKeyDictionary[tf.keras.Model, tf.keras.Model]" = weakref.WeakKeyDictionary()
@@ -46,7 +46,7 @@ def _run_forward(extractor: tf.keras.Model, images: tf.Tensor) -> tf.Tensor:
 
 
 # A traced graph, as in core.activations: eager Keras walks the layers in Python on every call.
-_forward_graph = tf.function(_run_forward, reduce_retracing=True)
+_forward_graph = traced(_run_forward, reduce_retracing=True)
 
 
 def features(model: tf.keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

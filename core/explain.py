@@ -20,7 +20,7 @@ import weakref
 import numpy as np
 
 from core.activations import conv_layer_names
-from core.compat import tf
+from core.compat import tf, traced
 
 LOGITS_LAYER = "logits"
 SMOOTHGRAD_SAMPLES = 16
@@ -88,8 +88,8 @@ def _run_smooth_grad(inner, kernel, bias, images, classes, noise, seed, samples:
 
 
 # One trace per (model, batch shape); the dashboard always explains two images (clean, perturbed).
-_grad_cam_graph = tf.function(_run_grad_cam)
-_smooth_grad_graph = tf.function(_run_smooth_grad)
+_grad_cam_graph = traced(_run_grad_cam)
+_smooth_grad_graph = traced(_run_smooth_grad)
 
 
 def _inputs(images: np.ndarray, classes: np.ndarray | list[int]) -> tuple[tf.Tensor, tf.Tensor]:

@@ -18,7 +18,7 @@ Gradients are taken on pre-softmax logits (``core.logits``), so confident exampl
 
 from __future__ import annotations
 
-from core.compat import tf
+from core.compat import tf, traced
 from core.logits import logits_model
 
 SPARSE_FRACTION = 0.01  # SLIDE's q: Tramèr & Boneh move the coordinates above the 99th percentile
@@ -127,21 +127,22 @@ def _run_sparse_l1(logits, images, labels, step_size, epsilon, iterations: int, 
         _, gradient = _losses_and_gradient(logits, images, labels, targeted)
         delta = steepest_l1_step(gradient, images, tf.minimum(step_size[:, :, 0, 0], epsilon), ONE_STEP_MAX_CHANGE)
         return tf.clip_by_value(images + project_l1_box(delta, images, epsilon), 0.0, 1.0)
-    best = images
-    best_loss = tf.fill(tf.shape(labels), tf.constant(-float("inf")))
-    current = images
-    for _ in tf.range(iterations):
+
+    def step(done, best, best_loss, current):
         losses, gradient = _losses_and_gradient(logits, current, labels, targeted)
         better = losses > best_loss
         best = tf.where(better[:, None, None, None], current, best)
         best_loss = tf.where(better, losses, best_loss)
         stepped = current - images + step_size * slide_direction(gradient, current)
-        current = tf.clip_by_value(images + project_l1_box(stepped, images, epsilon), 0.0, 1.0)
+        return done + 1, best, best_loss, tf.clip_by_value(images + project_l1_box(stepped, images, epsilon), 0.0, 1.0)
+
+    start = (tf.constant(0), images, tf.fill(tf.shape(labels), tf.constant(-float("inf"))), images)
+    _, best, best_loss, current = tf.while_loop(lambda done, *_: done < iterations, step, start)
     losses = _cross_entropy(logits, current, labels, targeted)
     return tf.where((losses > best_loss)[:, None, None, None], current, best)
 
 
-_sparse_l1_graph = tf.function(_run_sparse_l1)
+_sparse_l1_graph = traced(_run_sparse_l1)  # its loop is an explicit tf.while_loop for that
 
 
 def sparse_l1_attack(
