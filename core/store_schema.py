@@ -28,13 +28,14 @@ from sqlalchemy import (
     String, Table, UniqueConstraint, create_engine, event, func, insert, select,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, ProgrammingError
+from sqlalchemy.exc import ArgumentError, DBAPIError, IntegrityError, NoSuchModuleError, OperationalError, ProgrammingError
 
 from core.class_records import StoreUnavailable
 
 BUSY_TIMEOUT_S = 30.0
 CONNECT_TIMEOUT_S = 10
 WRITE_OPTION = "beanguard_write"  # execution option: this transaction will write (SQLite: BEGIN IMMEDIATE)
+UPGRADE_ATTEMPTS = 8  # waits of 0.05, 0.1, ... 3.2 s between them: 6.35 s in all
 
 
 # --- version 1: rounds, players, attempts, polls and votes -----------------------------------------
@@ -214,10 +215,14 @@ def upgrade(engine: Engine, target: int = LATEST_VERSION, clock: Callable[[], fl
     """Apply the missing migrations up to ``target`` in ONE transaction; returns the version reached.
 
     Each migration first inserts its ``schema_version`` row: two servers upgrading the same empty
-    database at once collide on that row, and the loser retries and finds the work done.
+    database at once collide on that row, and the loser retries and finds the work done. Replicas
+    started together on a new SQLite file can also meet "database is locked" at once, without the
+    busy timeout: each connection switches the file to WAL, and SQLite refuses a lock it could only
+    wait for in a deadlock (one connection holding a read lock while another commits). That is
+    retried too, with growing waits.
     """
     writer = engine.execution_options(**{WRITE_OPTION: True})
-    for attempt in range(5):
+    for attempt in range(UPGRADE_ATTEMPTS):
         try:
             with writer.begin() as conn:
                 version = current_version(conn)
@@ -230,11 +235,16 @@ def upgrade(engine: Engine, target: int = LATEST_VERSION, clock: Callable[[], fl
                     conn.execute(insert(schema_version).values(version=number, description=description, applied_at=clock()))
                     migrate(conn)
                 return max(version, min(target, LATEST_VERSION))
-        except (IntegrityError, ProgrammingError):
-            if attempt == 4:
+        except (IntegrityError, ProgrammingError, OperationalError) as exc:
+            if attempt == UPGRADE_ATTEMPTS - 1 or (isinstance(exc, OperationalError) and not _locked(exc)):
                 raise
-            time.sleep(0.05 * (attempt + 1))  # another server is upgrading: look again once it committed
+            time.sleep(0.05 * 2**attempt)  # another server is upgrading: look again once it committed
     raise AssertionError("unreachable")
+
+
+def _locked(exc: OperationalError) -> bool:
+    """SQLite's SQLITE_BUSY ("database is locked"); any other operational error is not a collision."""
+    return "database is locked" in str(exc.orig)
 
 
 def unavailable(url: URL, exc: DBAPIError) -> StoreUnavailable:

@@ -7,11 +7,13 @@ Every store test runs on a SQLite file and in an empty schema of a throwaway Pos
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
 import pytest
 from sqlalchemy import insert, select
+from sqlalchemy.exc import OperationalError
 
 from core import runs, store_schema
 from core.classroom import ClassroomError, PollClosed, StoreLockout, StoreUnavailable, default_url, open_store
@@ -157,6 +159,39 @@ def test_a_store_from_a_newer_beanguard_is_refused_with_one_sentence(store_url):
     engine.dispose()
     with pytest.raises(StoreUnavailable, match=r"has schema version 99, newer than this Beanguard's 2: update Beanguard before using it\.$"):
         open_store(store_url)
+
+
+def _fails_first(times: int, error: Exception, monkeypatch) -> list[int]:
+    """Make the store's version check raise ``error`` the first ``times`` calls; returns the call count."""
+    calls, real = [0], store_schema.current_version
+
+    def flaky(conn):
+        calls[0] += 1
+        if calls[0] <= times:
+            raise error
+        return real(conn)
+
+    monkeypatch.setattr(store_schema, "current_version", flaky)
+    monkeypatch.setattr(store_schema.time, "sleep", lambda seconds: None)
+    return calls
+
+
+def test_a_database_locked_while_another_server_creates_it_is_retried(store_url, monkeypatch):
+    """SQLite answers "database is locked" at once, without its busy timeout, where waiting could
+    deadlock: replicas switching a new file to WAL while another writes the tables (seen in CI)."""
+    locked = OperationalError("PRAGMA journal_mode=WAL", None, sqlite3.OperationalError("database is locked"))
+    calls = _fails_first(3, locked, monkeypatch)
+    store = open_store(store_url)
+    assert calls[0] == 4 and store.create_round("smallest", "all", ["infinity"]).code
+    store.close()
+
+
+def test_other_operational_errors_at_opening_are_not_retried(store_url, monkeypatch):
+    broken = OperationalError("SELECT 1", None, sqlite3.OperationalError("disk I/O error"))
+    calls = _fails_first(1, broken, monkeypatch)
+    with pytest.raises(StoreUnavailable, match="disk I/O error"):
+        open_store(store_url)
+    assert calls[0] == 1
 
 
 def test_servers_opening_an_empty_database_at_once_all_get_the_same_schema(store_url):
