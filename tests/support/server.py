@@ -131,10 +131,11 @@ def open_when_ready(page, url: str, server: subprocess.Popen, timeout: float = 6
 def bar_values(page, name: str) -> list[float] | None:
     """A model's perturbed probabilities as Plotly holds them in the page (exact, unlike rounded text).
 
-    None while Plotly is still drawing; during a rerun Streamlit may briefly show the old chart
-    next to the new one, so the last one drawn wins.
+    None while Plotly is still drawing. During a rerun Streamlit keeps the old chart beside the new
+    one until the run ends (a CI run saw both for over 30 s, the old one last) and marks the old one
+    stale: only charts of the current run count.
     """
-    return page.locator(f".st-key-prediction_{name} .js-plotly-plot").evaluate_all(
+    return page.locator(f'.st-key-prediction_{name} [data-stale="false"] .js-plotly-plot').evaluate_all(
         "plots => plots.map(plot => plot._fullData && plot._fullData[1] ? Array.from(plot._fullData[1].x) : null)"
         ".filter(Boolean).pop() || null"
     )
