@@ -21,8 +21,8 @@ VERDICT = ".st-key-verdict_{name} .bg-verdict"
 
 
 def _server_environment(base: Path) -> dict[str, str]:
-    """The shipped models. A tiny pair trained for one epoch may barely look at its input: in one CI
-    run its baseline gave the same bars, about a third each class, at 8/255 and at 12/255."""
+    """The shipped models, the ones a class sees (a tiny pair trained for one epoch answers about a
+    third for every class, where a budget move changes little)."""
     env = server_env(base, BEANGUARD_TEACHER_PASSCODE="browser-test", BEANGUARD_CHECKPOINT_DIR=str(REPO_ROOT / "checkpoints"))
     real_beans = Path(os.environ.get("BEANS_DATA_DIR", "/nonexistent"))
     if (real_beans / "test").is_dir():
