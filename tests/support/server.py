@@ -128,24 +128,26 @@ def open_when_ready(page, url: str, server: subprocess.Popen, timeout: float = 6
             time.sleep(0.3)
 
 
-def bar_values(page, name: str) -> list[float] | None:
-    """A model's perturbed probabilities as Plotly holds them in the page (exact, unlike rounded text).
+def _all_bar_values(page, name: str) -> list[list[float]]:
+    """A model's perturbed probabilities in every chart of its box, as Plotly holds them (exact).
 
-    None while Plotly is still drawing. During a rerun Streamlit keeps the old chart beside the new
-    one until the run ends (a CI run saw both for over 30 s, the old one last) and marks the old one
-    stale: only charts of the current run count.
+    After a budget move the box can hold the new chart and the old one for a while, in either
+    order and neither marked stale (CI saw both for over 30 s), so :func:`wait_for_bars` picks.
     """
-    return page.locator(f'.st-key-prediction_{name} [data-stale="false"] .js-plotly-plot').evaluate_all(
-        "plots => plots.map(plot => plot._fullData && plot._fullData[1] ? Array.from(plot._fullData[1].x) : null)"
-        ".filter(Boolean).pop() || null"
+    return page.locator(f".st-key-prediction_{name} .js-plotly-plot").evaluate_all(
+        "plots => plots.map(plot => plot._fullData && plot._fullData[1] ? Array.from(plot._fullData[1].x) : null).filter(Boolean)"
     )
 
 
 def wait_for_bars(page, differing_from: dict | None = None, timeout: float = 30.0) -> dict:
-    """Both models' perturbed probabilities, once drawn (and, if given, different from before)."""
+    """Both models' perturbed probabilities, once drawn (and, if given, a chart different from before)."""
     deadline = time.monotonic() + timeout
     while True:
-        values = {name: bar_values(page, name) for name in ("baseline", "adversarial")}
+        values = {}
+        for name in ("baseline", "adversarial"):
+            charts = _all_bar_values(page, name)
+            new = [chart for chart in charts if differing_from is None or chart != differing_from[name]]
+            values[name] = new[0] if new else (charts[-1] if charts else None)
         drawn = all(v is not None for v in values.values())
         changed = differing_from is None or all(values[name] != differing_from[name] for name in values)
         if (drawn and changed) or time.monotonic() > deadline:
