@@ -57,26 +57,6 @@ def evaluation_table(rows: list[dict[str, Any]]) -> None:
 def csv_download(label: str, text: str, file_name: str, key: str, help: str | None = None) -> None:
     """A CSV download that spreadsheet programs open with every character intact."""
     st.download_button(label, (CSV_BOM + text).encode("utf-8"), file_name=file_name, mime="text/csv", key=key, help=help)
-    _forget_files_if_gone()
-
-
-def _gone_session() -> str | None:
-    """This run's session id if its browser has gone (Streamlit has let the session go), else None."""
-    context = get_script_run_ctx()
-    if context is not None and runtime.exists() and not runtime.get_instance().is_active_session(context.session_id):
-        return context.session_id
-    return None
-
-
-def _forget_files_if_gone() -> None:
-    """After a file (a picture, a download) is registered: if the session went meanwhile, Streamlit
-    may have cleared the session's files just before this one arrived, so clear them again. A check
-    before registering alone leaves that moment open; one after closes it."""
-    gone = _gone_session()
-    if gone is not None:
-        files = runtime.get_instance().media_file_mgr
-        files.clear_session_refs(gone)
-        files.remove_orphaned_files()
 
 
 def show_picture(place: Any, image: Any, caption: str, width: int | str = "stretch") -> None:
@@ -86,7 +66,7 @@ def show_picture(place: Any, image: Any, caption: str, width: int | str = "stret
     register its pictures with Streamlit after Streamlit has shut the session down, under a session
     that is never cleared again: a few KB kept for good per dropped student (tests/test_disconnect.py).
     A browser that reconnects gets them again with its next run."""
-    if _gone_session() is not None:
+    context = get_script_run_ctx()
+    if context is not None and runtime.exists() and not runtime.get_instance().is_active_session(context.session_id):
         return
     place.image(image, caption=caption, width=width)
-    _forget_files_if_gone()

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 
 from tests.support.beans import REPO_ROOT
-from tests.support.server import CHROMIUM_ARGS, open_when_ready, running_server, server_env, wait_for_bars
+from tests.support.server import CHROMIUM_ARGS, all_bar_values, open_when_ready, running_server, server_env, wait_for_bars
 
 VERDICT = ".st-key-verdict_{name} .bg-verdict"
 
@@ -42,10 +42,8 @@ def _full_page_screenshot(page, path: Path) -> None:
 
 
 def _unchanged_bars(page, name: str, log: Path) -> str:
-    """What a failure needs to be understood: every chart in the model's box and the server's last words."""
-    charts = page.locator(f".st-key-prediction_{name} .js-plotly-plot").evaluate_all(
-        "plots => plots.map(plot => plot._fullData ? plot._fullData.map(trace => Array.from(trace.x || [])) : null)"
-    )
+    """What a failure needs to be understood: every chart in the model's box (its changed-photo bars), the card, the server's last words."""
+    charts = all_bar_values(page, name)
     card = page.locator(VERDICT.format(name=name)).inner_text()
     tail = log.read_text(errors="replace")[-1500:] if log.exists() else "(no server log)"
     return f"the {name} model's perturbed probabilities did not change: charts {charts}; card {card!r}; server log: {tail}"

@@ -128,11 +128,11 @@ def open_when_ready(page, url: str, server: subprocess.Popen, timeout: float = 6
             time.sleep(0.3)
 
 
-def _all_bar_values(page, name: str) -> list[list[float]]:
+def all_bar_values(page, name: str) -> list[list[float]]:
     """A model's perturbed probabilities in every chart of its box, as Plotly holds them (exact).
 
     After a budget move the box can hold the new chart and the old one for a while, in either
-    order and neither marked stale (CI saw both for over 30 s), so :func:`wait_for_bars` picks.
+    order and neither marked stale (CI saw both for over 30 s), so :func:`wait_for_bars` picks the new one.
     """
     return page.locator(f".st-key-prediction_{name} .js-plotly-plot").evaluate_all(
         "plots => plots.map(plot => plot._fullData && plot._fullData[1] ? Array.from(plot._fullData[1].x) : null).filter(Boolean)"
@@ -145,7 +145,7 @@ def wait_for_bars(page, differing_from: dict | None = None, timeout: float = 30.
     while True:
         values = {}
         for name in ("baseline", "adversarial"):
-            charts = _all_bar_values(page, name)
+            charts = all_bar_values(page, name)
             new = [chart for chart in charts if differing_from is None or chart != differing_from[name]]
             values[name] = new[0] if new else (charts[-1] if charts else None)
         drawn = all(v is not None for v in values.values())
