@@ -46,6 +46,7 @@ from dashboard import (  # noqa: E402
     class_teacher,
     curves,
     fooling,
+    gone_sessions,
     image_picker,
     lesson,
     many_photos,
@@ -245,6 +246,7 @@ STORE_AWAY = "Rounds, polls, following the teacher and retraining are off until 
 
 
 def main() -> None:
+    gone_sessions.remember_this_session()  # its files are freed once its browser has gone for good
     trouble = class_store.problem()  # one sentence naming the URL (password hidden), never a stack trace
     if trouble:
         st.error(f"{trouble} {STORE_AWAY}")

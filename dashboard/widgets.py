@@ -62,10 +62,9 @@ def csv_download(label: str, text: str, file_name: str, key: str, help: str | No
 def show_picture(place: Any, image: Any, caption: str, width: int | str = "stretch") -> None:
     """``place.image`` (``st`` or a column), unless this run's browser has gone.
 
-    Why: a run still computing when its student's laptop drops (an attack takes seconds) would
-    register its pictures with Streamlit after Streamlit has shut the session down, under a session
-    that is never cleared again: a few KB kept for good per dropped student (tests/test_disconnect.py).
-    A browser that reconnects gets them again with its next run."""
+    Why: a run still computing when its student's laptop drops (an attack takes seconds) need not
+    encode and register pictures nobody will see; what a run registers just before its browser goes
+    is freed by :mod:`dashboard.gone_sessions` (tests/test_disconnect.py)."""
     context = get_script_run_ctx()
     if context is not None and runtime.exists() and not runtime.get_instance().is_active_session(context.session_id):
         return
