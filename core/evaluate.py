@@ -130,6 +130,16 @@ def _with_intervals(values: dict[str, float], photos: int) -> dict[str, Any]:
     }
 
 
+def _each_from_the_same_draw(models: dict[str, tf.keras.Model], seed: int, measure: Callable[[tf.keras.Model], Any]) -> dict[str, Any]:
+    """``measure`` for each model, each starting from the same random seed: PGD's random starts are then
+    the same for both columns, so a difference between them is the models', never the draw's."""
+    results = {}
+    for kind, model in models.items():
+        tf.random.set_seed(seed)
+        results[kind] = measure(model)
+    return results
+
+
 def evaluate_pair(
     baseline: tf.keras.Model,
     adversarial: tf.keras.Model,
@@ -197,13 +207,13 @@ def evaluate_pair(
             row_id,
             f"Teaching row, white-box {threat.label}",
             "white-box: each model attacked through its own gradients; one attack, fixed steps: over-reports robustness",
-            {k: accuracy(m, attack(images, labels, m, threat), labels) for k, m in models.items()},
+            _each_from_the_same_draw(models, seed, lambda m: accuracy(m, attack(images, labels, m, threat), labels)),
             "teaching",
         )
         tick(threat.label)
     curves = {}
     for norm, epsilons in CURVE_EPSILONS.items():
-        values = {k: [round(v, 4) for v in robustness_curve(m, images, labels, norm, epsilons)] for k, m in models.items()}
+        values = _each_from_the_same_draw(models, seed, lambda m: [round(v, 4) for v in robustness_curve(m, images, labels, norm, epsilons)])
         curves[norm] = {
             "epsilons": list(epsilons),
             "attack": f"white-box PGD-{CURVE_ITERATIONS} {norm_symbol(norm)}",

@@ -35,11 +35,25 @@ def running_with(argument: str) -> list[int]:
     return found
 
 
+TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
+
+
+def listening(port: int) -> bool:
+    """Whether a socket listens on ``port``, as the kernel's tables say. Neither binding (an outgoing
+    connection of another test using the port as its local end refuses the bind too) nor connecting
+    (a connect() to a free ephemeral port can, rarely, connect to itself) tells that alone."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            if state == TCP_LISTEN and int(local.rsplit(":", 1)[1], 16) == port:
+                return True
+    return False
+
+
 def stops_listening(port: int, within: float = 5.0) -> bool:
-    """Whether nothing listens on ``port`` within ``within`` seconds. Checked by binding it, not by
-    connecting: a connect() to a free port in the ephemeral range can, rarely, connect to itself."""
+    """Whether nothing listens on ``port`` within ``within`` seconds."""
     deadline = time.monotonic() + within
-    while not serve.port_is_free(port):
+    while listening(port):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.1)
