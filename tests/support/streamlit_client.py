@@ -217,6 +217,8 @@ class StreamlitSession:
             self._auto_reruns.clear()
         elif kind == "script_finished":
             self._finished.set()
+        elif kind == "page_info_changed":  # the browser's address bar follows the page's query parameters
+            self.query = message.page_info_changed.query_string
         elif kind == "auto_rerun":
             fragment, interval = message.auto_rerun.fragment_id, message.auto_rerun.interval
             self.auto_fragments[fragment] = interval
