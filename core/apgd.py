@@ -34,8 +34,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from core.compat import tf
+from core.compat import tf, traced
 from core.logits import logits_model
+from core.models import predict
 
 NORMS: tuple[str, ...] = ("infinity", "l2")
 LOSSES: tuple[str, ...] = ("ce", "dlr", "ce-targeted", "dlr-targeted")
@@ -135,13 +136,16 @@ def _begin(logits_fn, clean, labels, targets, start, epsilon, step, norm: str, l
 def _steps(
     logits_fn, state, clean, labels, targets, epsilon, momentum, gaps, first, norm: str, loss: str
 ) -> dict[str, tf.Tensor]:
-    """``len(gaps)`` APGD steps (PGD when momentum = 1 and gaps are 0); ``first``: the run's first step is here."""
+    """``len(gaps)`` APGD steps (PGD when momentum = 1 and gaps are 0); ``first``: the run's first step is here.
+    An explicit ``tf.while_loop`` with a ``tf.cond`` at each checkpoint, the graph autograph would
+    make of a Python loop: it traces without autograph (:func:`core.compat.traced`)."""
     everywhere = [-1, 1, 1, 1]
-    x, previous_x, gradient, previous_loss = state["x"], state["previous_x"], state["gradient"], state["previous_loss"]
-    best, best_gradient, best_loss, eta = state["best"], state["best_gradient"], state["best_loss"], state["eta"]
-    raised, best_at_check, halved_at_check = state["raised"], state["best_at_check"], state["halved_at_check"]
-    fooled, adversarial = state["fooled"], state["adversarial"]
-    for i in tf.range(tf.shape(gaps)[0]):
+
+    def step(i, state):
+        x, previous_x, gradient, previous_loss = state["x"], state["previous_x"], state["gradient"], state["previous_loss"]
+        best, best_gradient, best_loss, eta = state["best"], state["best_gradient"], state["best_loss"], state["eta"]
+        raised, best_at_check, halved_at_check = state["raised"], state["best_at_check"], state["halved_at_check"]
+        fooled, adversarial = state["fooled"], state["adversarial"]
         alpha = tf.where(first & (i == 0), 1.0, momentum)
         z = _project(x + tf.reshape(eta, everywhere) * _direction(gradient, norm), clean, epsilon, norm)
         moved = _project(x + alpha * (z - x) + (1.0 - alpha) * (x - previous_x), clean, epsilon, norm)
@@ -156,23 +160,34 @@ def _steps(
         best_gradient = tf.where(tf.reshape(better, everywhere), gradient, best_gradient)
         best_loss = tf.where(better, losses, best_loss)
         gap = gaps[i]
-        if gap > 0:
+
+        def checkpoint():
             oscillating = raised < RHO * gap
             stalled = ~halved_at_check & (best_at_check >= best_loss)
             halve = oscillating | stalled
-            eta = tf.where(halve, eta / 2.0, eta)
             back = tf.reshape(halve, everywhere)
-            x = tf.where(back, best, x)
-            previous_x = tf.where(back, best, previous_x)  # restart from the best point without momentum
-            gradient = tf.where(back, best_gradient, gradient)
-            previous_loss = tf.where(halve, best_loss, previous_loss)
-            raised = tf.zeros_like(raised)
-            best_at_check, halved_at_check = best_loss, halve
-    return dict(
-        x=x, previous_x=previous_x, gradient=gradient, previous_loss=previous_loss, best=best,
-        best_gradient=best_gradient, best_loss=best_loss, eta=eta, raised=raised, best_at_check=best_at_check,
-        halved_at_check=halved_at_check, fooled=fooled, adversarial=adversarial,
-    )
+            return (
+                tf.where(halve, eta / 2.0, eta),
+                tf.where(back, best, x),
+                tf.where(back, best, previous_x),  # restart from the best point without momentum
+                tf.where(back, best_gradient, gradient),
+                tf.where(halve, best_loss, previous_loss),
+                tf.zeros_like(raised),
+                best_loss,
+                halve,
+            )
+
+        def between_checkpoints():
+            return eta, x, previous_x, gradient, previous_loss, raised, best_at_check, halved_at_check
+        eta, x, previous_x, gradient, previous_loss, raised, best_at_check, halved_at_check = tf.cond(gap > 0, checkpoint, between_checkpoints)
+        return i + 1, dict(
+            x=x, previous_x=previous_x, gradient=gradient, previous_loss=previous_loss, best=best,
+            best_gradient=best_gradient, best_loss=best_loss, eta=eta, raised=raised, best_at_check=best_at_check,
+            halved_at_check=halved_at_check, fooled=fooled, adversarial=adversarial,
+        )
+
+    _, state = tf.while_loop(lambda i, _: i < tf.shape(gaps)[0], step, (tf.constant(0), dict(state)))
+    return state
 
 
 _GRAPHS: dict[tuple[str, str], tuple] = {}
@@ -183,7 +198,7 @@ def _graphs(norm: str, loss: str) -> tuple:
     and segment lengths vary without retracing."""
     if (norm, loss) not in _GRAPHS:
         _GRAPHS[norm, loss] = tuple(
-            tf.function(functools.partial(function, norm=norm, loss=loss), reduce_retracing=True) for function in (_begin, _steps)
+            traced(functools.partial(function, norm=norm, loss=loss), reduce_retracing=True) for function in (_begin, _steps)
         )
     return _GRAPHS[norm, loss]
 
@@ -300,14 +315,14 @@ def _ranked_class(logits_fn, images: np.ndarray, labels: np.ndarray, rank: int) 
     """The class with the ``rank``-th highest clean logit (rank 0: the true label itself)."""
     if rank == 0:
         return labels
-    logits = logits_fn.predict(images, batch_size=256, verbose=0)
+    logits = predict(logits_fn, images)
     logits[np.arange(len(labels)), labels] = np.inf  # the true class first, then the wrong ones by logit
     return np.argsort(-logits, axis=1)[:, rank].astype(labels.dtype)
 
 
 def correct(model: tf.keras.Model, images: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Which photos the model gets right: the one check every attack repeats on what it found."""
-    return model.predict(images, batch_size=256, verbose=0).argmax(axis=1) == labels
+    return predict(model, images).argmax(axis=1) == labels
 
 
 def apgd_robust(

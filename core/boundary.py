@@ -40,6 +40,7 @@ import numpy as np
 from core import apgd
 from core.attacks import NORMS, perturbation_norm
 from core.compat import tf
+from core.models import predict
 from core.sparse_l1 import sparse_l1_attack
 
 RELATIVE_TOLERANCE = 0.05
@@ -107,7 +108,7 @@ class FoolingBudgets:
 
 
 def _answers(model: tf.keras.Model, images: np.ndarray) -> np.ndarray:
-    return model.predict(np.asarray(images, np.float32), batch_size=256, verbose=0).argmax(axis=1)
+    return predict(model, images).argmax(axis=1)
 
 
 def _checked(norm, model, images, labels, epsilons, attack, seed) -> tuple[np.ndarray, np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 from core import data
 from core.attacks import Attack, attack
 from core.compat import tf
+from core.models import predict
 from core.progress import EpochCallback, EpochReport
 
 
@@ -79,11 +80,11 @@ class EpochReporter(tf.keras.callbacks.Callback):
         self.started = time.perf_counter()
 
     def _validate(self) -> dict[str, float]:
-        probabilities = self.base_model.predict(self.validation.images, batch_size=256, verbose=0)
+        probabilities = predict(self.base_model, self.validation.images)
         metrics = {"val_accuracy": float((probabilities.argmax(axis=1) == self.validation.labels).mean())}
         if self.robust_threat is not None:  # a robust model is chosen for robustness too, not clean accuracy alone
             attacked = attack(self.validation.images, self.validation.labels, self.base_model, self.robust_threat)
-            predicted = self.base_model.predict(attacked, batch_size=256, verbose=0).argmax(axis=1)
+            predicted = predict(self.base_model, attacked).argmax(axis=1)
             metrics["val_robust_accuracy"] = float((predicted == self.validation.labels).mean())
         return metrics
 

@@ -40,6 +40,7 @@ import numpy as np
 from core import autoattack, checkpoints, data, intervals
 from core.attacks import CORRUPTIONS, DEFAULT_BUDGETS, DEFAULT_PGD_STEPS, MAX_SEVERITY, Attack, attack, budget_label, corrupt, norm_symbol
 from core.compat import tf
+from core.models import predict
 
 HEADLINE_EPSILON = DEFAULT_BUDGETS["infinity"]
 CURVE_EPSILONS: dict[str, tuple[float, ...]] = {
@@ -61,7 +62,7 @@ ProgressCallback = Callable[[float, str], None]
 
 
 def accuracy(model: tf.keras.Model, images: np.ndarray, labels: np.ndarray) -> float:
-    probabilities = model.predict(np.asarray(images, np.float32), batch_size=256, verbose=0)
+    probabilities = predict(model, images)
     return float((probabilities.argmax(axis=1) == labels).mean())
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from core.attacks import ATTACKERS, Attack, attack
 from core.compat import tf
+from core.models import predict
 
 MIN_CONFIDENCE = 0.8  # "sure": the baseline gives the true class at least this probability
 CONDITIONS: tuple[str, ...] = ("baseline right and sure", "baseline fooled", "NSL right", "NSL holds")
@@ -71,12 +72,6 @@ def rank_good_examples(labels: np.ndarray, baseline: Outcomes, adversarial: Outc
     score = baseline.clean[rows, labels] * (1.0 - baseline.perturbed[rows, labels]) * adversarial.perturbed[rows, labels]
     ranked = np.lexsort((rows, -score, -met))  # last key sorts first; ties keep the split's order
     return GoodExamples(ranked.astype(np.int64), int(np.sum(met == len(CONDITIONS))))
-
-
-def predict(model: tf.keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities (N, classes), in plain batches (no ``Model.predict`` set-up per call)."""
-    images = np.asarray(images, np.float32)
-    return np.concatenate([model(images[start : start + batch_size], training=False).numpy() for start in range(0, len(images), batch_size)])
 
 
 def _seen_by_each_model(models: dict[str, tf.keras.Model], images: np.ndarray, labels: np.ndarray, threat: Attack, attacker: str, eager: bool = False) -> dict[str, np.ndarray]:

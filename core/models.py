@@ -16,6 +16,8 @@ readable names (``conv1``, ``conv2``, ...) on their ReLU output: that is what ac
 
 from __future__ import annotations
 
+import numpy as np
+
 from core.compat import nsl, tf
 
 INPUT_NAME = "image"
@@ -149,3 +151,13 @@ def wrap_adversarial(
     config = nsl.configs.AdvRegConfig(multiplier=multiplier, adv_neighbor_config=neighbors)
     wrapper = _InferenceModeNeighbours if attack_mode == "inference" else nsl.keras.AdversarialRegularization
     return wrapper(base_model, label_keys=[LABEL_NAME], adv_config=config)
+
+
+def predict(model: tf.keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The model's outputs (N, classes), called on plain batches.
+
+    Why not ``Model.predict``: it sets up a data pipeline on every call, and it traces its
+    ``predict_function`` with autograph, which parses Python source; in a server that parse can
+    meet Streamlit compiling the page in another thread (see :func:`core.compat.traced`)."""
+    images = np.asarray(images, np.float32)
+    return np.concatenate([model(images[start : start + batch_size], training=False).numpy() for start in range(0, len(images), batch_size)])

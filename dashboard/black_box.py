@@ -22,7 +22,7 @@ from core import square
 from core.attacks import budget_label, norm_symbol
 from core.checkpoints import ModelPair
 from core.data import Split
-from core.examples import predict
+from core.models import predict
 
 from dashboard import jobs, pictures, resources
 from dashboard.page import Page, Sample

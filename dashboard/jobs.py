@@ -30,6 +30,7 @@ from core.checkpoints import ModelPair
 from core.classroom import ClassroomError
 from core.data import Split
 from core.evaluate import CURVE_EPSILONS
+from core.models import predict
 
 from dashboard.class_store import shared_store
 from dashboard.settings import MODEL_NAMES
@@ -238,7 +239,7 @@ def photo_budgets(pair: ModelPair, image_key: str, image: np.ndarray, label: int
     def work(job: Job) -> None:
         found = {}
         for number, model in enumerate(MODEL_NAMES):
-            target = label if label is not None else int(pair[model].predict(image[None], verbose=0).argmax())
+            target = label if label is not None else int(predict(pair[model], image[None]).argmax())
 
             def progress(fraction: float, message: str, number=number, model=model) -> None:
                 job.report((number + fraction) / len(MODEL_NAMES), f"the {MODEL_SHORT[model]}, {message}")
@@ -282,7 +283,7 @@ def square_all(pair: ModelPair, split: Split, norm: str, epsilon: float, queries
                 )
 
             result = square.square_attack(pair[model], split.images, split.labels, norm, epsilon, queries, progress=progress)
-            right = pair[model].predict(split.images, batch_size=256, verbose=0).argmax(axis=1) == split.labels
+            right = predict(pair[model], split.images).argmax(axis=1) == split.labels
             found[model] = BlackBoxSplit(right, result.fooled, result.queries)
         job.result = found
         job.report(1.0, "done")

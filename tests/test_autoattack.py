@@ -12,13 +12,14 @@ import pytest
 
 from core import apgd, attacks, autoattack
 from core.compat import tf
+from core.models import predict
 
 QUICK = autoattack.Ensemble(apgd.Ensemble(iterations=10, restarts=1), square_queries=30)  # the rules, not the strength
 BUDGETS = (0.5 / 255, 1 / 255, 2 / 255)  # the baseline keeps photos at the first, few at the last
 
 
 def wrong_on(model, images, labels) -> np.ndarray:
-    return model.predict(images, verbose=0).argmax(axis=1) != labels
+    return predict(model, images).argmax(axis=1) != labels  # the model's own answer, as the attacks check it
 
 
 @pytest.fixture(scope="module")
@@ -78,18 +79,20 @@ def test_a_photo_the_graph_calls_fooled_but_the_model_does_not_keeps_being_attac
 
 
 def _stubborn(model: tf.keras.Model, clean: np.ndarray, radius: float) -> tf.keras.Model:
-    """The same network whose ``predict`` answers, for an image within ``radius`` of a clean one,
-    what it says on that clean image: its graph can be fooled, ``model.predict`` never is."""
+    """The same network whose own answer (calling it, as every attack's check does), for an image
+    within ``radius`` of a clean one, is what it says on that clean image: its graph (the logits model
+    the attacks differentiate) can be fooled, the model's answer never is."""
 
     class Stubborn(tf.keras.Model):
-        def predict(self, images, *args, **kwargs):
-            images = np.asarray(images, np.float32)
+        def call(self, inputs, training=None, mask=None):
+            answers = super().call(inputs, training=training, mask=mask).numpy()  # called eagerly only
+            images = np.asarray(inputs, np.float32)
             distance = np.abs(images[:, None] - clean[None]).reshape(len(images), len(clean), -1).max(axis=2)
             nearest = distance.argmin(axis=1)
-            answers = super().predict(images, *args, **kwargs)
             close = distance[np.arange(len(images)), nearest] <= radius + 1e-6
-            answers[close] = super().predict(clean[nearest[close]], *args, **kwargs)
-            return answers
+            if close.any():
+                answers[close] = super().call(tf.constant(clean[nearest[close]]), training=training, mask=mask).numpy()
+            return tf.constant(answers)
 
     return Stubborn(model.inputs, model.outputs)
 

@@ -9,6 +9,7 @@ import core  # noqa: F401  (TensorFlow with legacy Keras first)
 from core import checkpoints, data, examples
 from core.attacks import Attack, attack
 from core.examples import CONDITIONS, Outcomes, rank_good_examples
+from core.models import predict
 
 
 def _probabilities(*rows: tuple[float, float]) -> np.ndarray:
@@ -89,11 +90,11 @@ def test_shipped_pair_has_good_examples_that_really_fit(real_beans):
     for index in found.indices[:5]:
         image, label = test.images[index : index + 1], test.labels[index : index + 1]
         changed = attack(image, label, pair.baseline, threat)
-        clean_baseline = examples.predict(pair.baseline, image)[0]
+        clean_baseline = predict(pair.baseline, image)[0]
         assert clean_baseline.argmax() == label[0] and clean_baseline[label[0]] >= examples.MIN_CONFIDENCE
-        assert examples.predict(pair.baseline, changed)[0].argmax() != label[0]
-        assert examples.predict(pair.adversarial, image)[0].argmax() == label[0]
-        assert examples.predict(pair.adversarial, changed)[0].argmax() == label[0]
+        assert predict(pair.baseline, changed)[0].argmax() != label[0]
+        assert predict(pair.adversarial, image)[0].argmax() == label[0]
+        assert predict(pair.adversarial, changed)[0].argmax() == label[0]
 
 
 def test_the_cheap_first_example_is_a_real_good_example(real_beans):

@@ -21,7 +21,7 @@ TRACE_EVERY_DASHBOARD_GRAPH = """
 import ast, sys
 import numpy as np
 import core
-from core import certify, checkpoints, embedding
+from core import boundary, certify, checkpoints, embedding, square
 from dashboard.analysis import explain_interaction, run_interaction
 from dashboard.settings import AttackSettings
 pair = checkpoints.load_pair(sys.argv[1])
@@ -40,6 +40,11 @@ for method in ("grad_cam", "smooth_grad"):
     explain_interaction(pair, result, method)
 certify.certify(pair.adversarial, photo, 0.25, n0=10, n=20, batch_size=10)
 embedding.features(pair.baseline, photo[None])
+answer = np.array([int(np.argmax(pair.baseline(photo[None], training=False)))])  # a photo it gets right: the searches run
+for norm in ("infinity", "l2", "l1"):  # the background searches of sections 3 and 7 (APGD; SLIDE for L1)
+    found = boundary.smallest_fooling_budget(pair.baseline, photo[None], answer, norm, {"infinity": 16 / 255, "l2": 2.0, "l1": 20.0}[norm], tolerance=0.5)
+    assert found[0] > 0, found
+square.square_attack(pair.baseline, photo[None], answer, "infinity", 8 / 255, max_queries=20)  # section 10
 ast.parse = real_parse
 print(len(parsed))
 for source in parsed[:5]:
