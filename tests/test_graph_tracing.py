@@ -4,8 +4,9 @@ TensorFlow's autograph rewrites a traced function from its source (``ast.parse``
 student's first attack can trace while Streamlit recompiles ``app.py`` for a new page (it does so
 after every session has left), and CPython 3.11's AST constructor shares a recursion counter
 between threads: the recompile fails with "SystemError: AST constructor recursion depth mismatch"
-and the new page shows a stack trace. The graphs the dashboard uses are traced with autograph off,
-so a trace parses nothing.
+and the new page shows a stack trace. The graphs the dashboard uses (its attacks, maps and
+explanations, the background searches and Square) are traced with autograph off, and models answer
+through ``core.models.predict`` rather than ``Model.predict``, so a trace parses nothing.
 """
 
 from __future__ import annotations
