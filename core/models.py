@@ -160,4 +160,6 @@ def predict(model: tf.keras.Model, images: np.ndarray, batch_size: int = 256) ->
     ``predict_function`` with autograph, which parses Python source; in a server that parse can
     meet Streamlit compiling the page in another thread (see :func:`core.compat.traced`)."""
     images = np.asarray(images, np.float32)
+    if len(images) == 0:
+        return np.zeros((0, *model.output_shape[1:]), np.float32)
     return np.concatenate([model(images[start : start + batch_size], training=False).numpy() for start in range(0, len(images), batch_size)])
