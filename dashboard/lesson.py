@@ -214,10 +214,16 @@ const timer = setInterval(() => {{
 
 
 def _scroll_once(step: int) -> None:
-    """When a step that talks about a section below starts, bring that section into view (once)."""
+    """When a step that talks about a section below starts, bring that section into view (once).
+
+    The script goes into a slot drawn on every run of a step: an element that came and went here
+    shifted everything below it by one place between two runs, and the browser then kept an old
+    verdict card beside the new ones (three cards at step 6, tests/test_dashboard_lesson_browser.py)."""
+    slot = st.empty()
     anchor = STEPS[step].scroll_to
     if anchor is None or st.session_state.get(SCROLLED_KEY) == step:
         return
     st.session_state[SCROLLED_KEY] = step
-    components.html(SCROLL_SCRIPT.format(anchor=anchor), height=0)
+    with slot:
+        components.html(SCROLL_SCRIPT.format(anchor=anchor), height=0)
 

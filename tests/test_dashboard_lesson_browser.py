@@ -50,7 +50,10 @@ def _open(browser, server_setup, query: str = "", width: int = 1280, height: int
 
 
 def _views(page) -> list[str]:
-    return page.locator(".bg-verdict").evaluate_all("cards => cards.map(card => card.getAttribute('data-view'))")
+    """Every verdict card in the page: its model, whether it sits in a stale (faded) block, its view."""
+    return page.locator(".bg-verdict").evaluate_all(
+        "cards => cards.map(card => `${card.getAttribute('data-model')}${card.closest('[data-stale=\"true\"]') ? ' (stale)' : ''}: ${card.getAttribute('data-view')}`)"
+    )
 
 
 def _no_exception(page) -> None:
