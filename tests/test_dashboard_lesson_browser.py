@@ -50,7 +50,12 @@ def _open(browser, server_setup, query: str = "", width: int = 1280, height: int
 
 
 def _views(page) -> list[str]:
-    """Every verdict card in the page: its model, whether it sits in a stale (faded) block, its view."""
+    return page.locator(".bg-verdict").evaluate_all("cards => cards.map(card => card.getAttribute('data-view'))")
+
+
+def _cards(page) -> list[str]:
+    """Every verdict card in the page, for a failure's message: its model, whether it sits in a stale
+    (faded) block, its view."""
     return page.locator(".bg-verdict").evaluate_all(
         "cards => cards.map(card => `${card.getAttribute('data-model')}${card.closest('[data-stale=\"true\"]') ? ' (stale)' : ''}: ${card.getAttribute('data-view')}`)"
     )
@@ -119,7 +124,7 @@ def _settings_shown(page, settings, timeout_ms: int = 60_000, what: str = "") ->
             timeout=timeout_ms,
         )
     except PlaywrightTimeout:
-        raise AssertionError(f"{what}: the verdict cards show {_views(page)}, not views ending with {expected!r}") from None
+        raise AssertionError(f"{what}: the verdict cards show {_cards(page)}, not views ending with {expected!r}") from None
 
 
 def test_the_whole_lesson_forwards_and_back_without_an_exception(browser, server_setup):
