@@ -50,11 +50,11 @@ def reconnect_window_s() -> float:
     return float(config.get_option("server.disconnectedSessionTTL"))
 
 
-def sweep(now: float | None = None) -> int:
-    """Clear the files of every watched session away longer than the reconnect window; returns how many."""
+def sweep() -> None:
+    """Clear the files of every watched session away longer than the reconnect window."""
     if not runtime.exists():
-        return 0
-    now = time.monotonic() if now is None else now
+        return
+    now = time.monotonic()
     window = reconnect_window_s()
     server = runtime.get_instance()
     files = server.media_file_mgr
@@ -79,7 +79,6 @@ def sweep(now: float | None = None) -> int:
         # Streamlit deletes an unreferenced download on its second pass (the first marks it): a forgotten
         # session is watched for several sweeps, so its downloads go one sweep after its pictures.
         files.remove_orphaned_files()
-    return forgotten
 
 
 def _sweep_forever() -> None:
