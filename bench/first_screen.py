@@ -127,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
+    data_dir = str(Path(os.environ["BEANS_DATA_DIR"]).resolve()) if os.environ.get("BEANS_DATA_DIR") else ""
+
     with tempfile.TemporaryDirectory(prefix="first-screen-") as scratch, sync_playwright() as playwright:
         scratch_path = Path(scratch)
         pages = {"after": REPO_ROOT}
@@ -138,6 +140,8 @@ def main(argv: list[str] | None = None) -> int:
             for number in range(args.starts):
                 for label, root in pages.items():
                     env = {"BEANGUARD_RUNS_DIR": str(scratch_path / f"runs-{label}"), "BEANGUARD_TEACHER_PASSCODE": ""}
+                    if data_dir:  # absolute: the --before page's server runs in its own folder
+                        env["BEANS_DATA_DIR"] = data_dir
                     if args.offline:
                         env.update(BEANS_DATA_DIR="", TFDS_DATA_DIR=str(scratch_path / "empty-tfds"), BEANS_DOWNLOAD_SERVER=f"127.0.0.1:{free_port()}")
                     starts[label].append(one_start(browser, root, scratch_path, env, not args.no_profile))
