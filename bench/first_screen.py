@@ -8,7 +8,7 @@ sorted into the phases of a first page (the first matching phase of a stack wins
   the opening photo (``resources._opening_example``), the first interaction (the attack, both
   models' answers and conv maps: ``resources._interaction``), the explanations (``_explanations``);
 - imports (any other ``import``: TensorFlow, NSL, Streamlit, Plotly, the dashboard's modules);
-- the rest of the page's script (``dashboard/app.py``: drawing, the store, captions);
+- the rest of the page's script (``dashboard/page_script.py``: drawing, the store, captions);
 - everything else in the server (Streamlit's start, its event loop, sending the page).
 
 A phase's seconds are its samples over the rate: CPU-side time on one thread, so two threads at
@@ -50,7 +50,7 @@ PHASES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("first interaction", ("_interaction",)),
     ("explanations", ("_explanations",)),
     ("imports", ("_find_and_load",)),
-    ("page script", ("dashboard/app.py",)),
+    ("page script", ("dashboard/page_script.py",)),
 )
 OTHER = "server (Streamlit's start, event loop, sending)"
 OUTPUT = REPO_ROOT / "bench" / "results" / "first_screen.json"

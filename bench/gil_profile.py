@@ -19,8 +19,8 @@ from pathlib import Path
 BUCKETS = (  # (name, markers in the stack), the first bucket with a marker in the stack wins
     # A full run calls the fragments too (live_sections, the polls): it comes first, so that the
     # fragment buckets hold only the fragments' own reruns.
-    ("full page run", ("main (dashboard/app.py",)),
-    ("a student's change (live fragment)", ("live_sections (dashboard/app.py",)),
+    ("full page run", ("main (dashboard/page_script.py",)),
+    ("a student's change (live fragment)", ("live_sections (dashboard/page_script.py",)),
     ("class poll (class_sync.watch)", ("_check (dashboard/class_sync.py",)),
     ("progress poll (retrain_panel)", ("_progress (dashboard/retrain_panel.py",)),
     ("class board refresh", ("_board (dashboard/class_board.py",)),

@@ -85,7 +85,7 @@ def main() -> int:
                 open_store(store).put_budgets(version, model, norm, {k: float("inf") if v is None else v for k, v in budgets.items()})
     spent: dict[str, list[float]] = defaultdict(list)
     timed(spent)
-    at = AppTest.from_file(str(REPO / "dashboard" / "app.py"), default_timeout=600).run()
+    at = AppTest.from_file(str(REPO / "dashboard" / "page_script.py"), default_timeout=600).run()
     at.slider(key="epsilon_infinity").set_value(8).run()
     before = moves(at, args.moves, spent)
     for key in ("map_button", "classes_button", "square_button", "certify_button"):

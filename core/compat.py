@@ -55,7 +55,7 @@ def traced(function, **options):
 
     Autograph rewrites a function from its source with ``ast.parse`` the first time it is traced.
     In CPython 3.11 the AST constructor keeps one recursion counter for all threads, so a trace
-    in one thread while Streamlit compiles ``app.py`` for a new page in another can fail
+    in one thread while Streamlit compiles the page's script for a new page in another can fail
     with "SystemError: AST constructor recursion depth mismatch". Without autograph, loops over
     tensors must be written as ``tf.while_loop`` and branches on tensors as ``tf.where``/``tf.cond``;
     loops over Python ints unroll as the graph is traced.

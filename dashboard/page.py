@@ -1,7 +1,7 @@
 """What every section of the page works on, as two plain values: the photo, and the page's state.
 
 Why: a section is one function, ``render(page)``, that draws its part from a :class:`Page`; it does
-not reach into another section's module for what it needs. ``dashboard/app.py`` builds the page
+not reach into another section's module for what it needs. ``dashboard/page_script.py`` builds the page
 once per rerun and hands it to each section in reading order.
 """
 

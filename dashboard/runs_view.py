@@ -60,7 +60,7 @@ def class_run() -> runs.Run:
 
 
 def class_folder() -> Path:
-    """The folder of :func:`class_run` (what ``dashboard/app.py`` loads)."""
+    """The folder of :func:`class_run` (what ``dashboard/page_script.py`` loads)."""
     return class_run().folder
 
 

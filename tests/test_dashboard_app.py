@@ -17,7 +17,7 @@ from dashboard import retrain_panel
 from dashboard.retraining import shared_manager
 from dashboard.resources import command_line_data_dir
 from tests.support.beans import bad_uploads
-from tests.support.server import APP_PATH
+from tests.support.server import PAGE_SCRIPT
 from tests.support.page import assert_page_ok, captions, figures, image_captions, open_class, probabilities, unlock_teacher, verdicts
 
 PASSCODE = "bean-teacher-42"
@@ -196,7 +196,7 @@ def test_a_missing_accuracy_curve_is_the_teachers_to_compute_now_and_then_everyb
     assert_page_ok(app)
     curve = next(f for f in figures(app) if "white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", ""))
     assert [trace["name"] for trace in curve["data"]] == ["Baseline", "NSL model"]
-    fresh = AppTest.from_file(str(APP_PATH), default_timeout=60).run()  # another session: no button needed
+    fresh = AppTest.from_file(str(PAGE_SCRIPT), default_timeout=60).run()  # another session: no button needed
     assert any("white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", "") for f in figures(fresh))
 
 
@@ -377,7 +377,7 @@ def test_teacher_button_or_query_parameter_reveals_only_the_passcode_field(app, 
     app.run()
     assert [t.key for t in app.text_input] == ["teacher_passcode"]
     assert not {button.key for button in app.button} & {"train_start", "runs_show"}
-    other = AppTest.from_file(str(APP_PATH), default_timeout=60).run()
+    other = AppTest.from_file(str(PAGE_SCRIPT), default_timeout=60).run()
     other.button(key="teacher_button").click().run()
     assert [t.key for t in other.text_input] == ["teacher_passcode"]
 

@@ -1,7 +1,7 @@
 """Tracing the dashboard's graphs must not parse Python source.
 
 TensorFlow's autograph rewrites a traced function from its source (``ast.parse``). In a server, a
-student's first attack can trace while Streamlit recompiles ``app.py`` for a new page (it does so
+student's first attack can trace while Streamlit recompiles the page's script for a new page (it does so
 after every session has left), and CPython 3.11's AST constructor shares a recursion counter
 between threads: the recompile fails with "SystemError: AST constructor recursion depth mismatch"
 and the new page shows a stack trace. The graphs the dashboard uses (its attacks, maps and

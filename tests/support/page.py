@@ -9,7 +9,7 @@ import json
 import numpy as np
 from streamlit.testing.v1 import AppTest
 
-from tests.support.server import APP_PATH
+from tests.support.server import PAGE_SCRIPT
 
 MODEL_NAMES = ("baseline", "adversarial")
 
@@ -17,7 +17,7 @@ MODEL_NAMES = ("baseline", "adversarial")
 def new_page() -> AppTest:
     """A fresh session of the dashboard, headless (the ``app`` fixture is one; tests that play a
     teacher and a student open more)."""
-    return AppTest.from_file(str(APP_PATH), default_timeout=60)
+    return AppTest.from_file(str(PAGE_SCRIPT), default_timeout=60)
 
 
 def assert_page_ok(at: AppTest) -> None:

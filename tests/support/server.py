@@ -18,7 +18,7 @@ from typing import Iterator
 
 from tests.support.beans import REPO_ROOT, tiny_beans, tiny_checkpoints
 
-APP_PATH = REPO_ROOT / "dashboard" / "app.py"
+PAGE_SCRIPT = REPO_ROOT / "dashboard" / "page_script.py"  # what AppTest runs; servers start dashboard/app.py
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
