@@ -196,3 +196,28 @@ def test_noise_sigma_is_a_command_line_flag_and_refuses_a_negative_spread():
     assert "--noise-sigma" in command(config)
     with pytest.raises(ValueError, match="noise_sigma"):
         TrainConfig(noise_sigma=-0.1)
+
+
+def test_weight_decay_shrinks_kernels_and_leaves_biases_and_batch_norm_alone():
+    from core.train import _optimizer
+
+    model = build_cnn(16)
+    config = TrainConfig(learning_rate=1e-2, weight_decay=0.5)
+    optimizer = _optimizer(config, train_size=32, epochs=1000)  # the cosine schedule barely moves in one step
+    before = {v.name: v.numpy().copy() for v in model.trainable_variables}
+    optimizer.apply_gradients((tf.zeros_like(v), v) for v in model.trainable_variables)  # Adam's own step is 0 here
+    for variable in model.trainable_variables:
+        if variable.name.endswith("kernel:0"):
+            np.testing.assert_allclose(variable.numpy(), before[variable.name] * (1 - 1e-2 * 0.5), rtol=1e-5)
+        else:  # biases, batch norm's gamma and beta
+            np.testing.assert_array_equal(variable.numpy(), before[variable.name])
+
+
+def test_weight_decay_is_off_by_default_and_a_command_line_flag():
+    from core.train import _optimizer
+
+    assert not isinstance(_optimizer(TrainConfig(), 32, 1), tf.keras.optimizers.AdamW)
+    config, _ = parse_args(["--weight-decay", "0.05"])
+    assert config.weight_decay == pytest.approx(0.05) and parse_args(config_arguments(config))[0] == config
+    with pytest.raises(ValueError, match="weight_decay"):
+        TrainConfig(weight_decay=-1.0)
