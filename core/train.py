@@ -32,7 +32,7 @@ from core.attacks import Attack
 from core.callbacks import EpochReporter, WeightAverage
 from core.compat import nsl, tf
 from core.distribute import STRATEGIES, DistributionError, distribution_summary, get_strategy, global_batch_size, machine_summary, strategy_is_chief
-from core.models import ARCHITECTURES, DEFAULT_ARCH, INPUT_NAME, LABEL_NAME, build_cnn, neighbor_config, wrap_adversarial
+from core.models import ARCHITECTURES, ATTACK_MODES, DEFAULT_ARCH, INPUT_NAME, LABEL_NAME, build_cnn, neighbor_config, wrap_adversarial
 from core.progress import EpochCallback, EpochReport, ProgressLog
 
 
@@ -66,6 +66,7 @@ class TrainConfig:
     adv_norm: str = _knob("infinity", "how the change of the attack the NSL model trains against is measured (its norm)", choices=("infinity", "l2", "l1"))
     pgd_iterations: int = _knob(3, "steps of the attack the NSL model trains against (1 = one big step, FGSM)")
     adv_epsilon: float = _knob(7.0 / 255, "budget ε of the attack the NSL model trains against")
+    attack_mode: str = _knob("training", "mode the NSL model's training attack runs the model in (inference: batch norm with its running statistics)", choices=ATTACK_MODES)
     weight_averaging: float = _knob(0.99, "decay of the moving average of the weights that is kept (0: off)")
     seed: int = _knob(0, "random seed")
     strategy: str = _knob("default", "tf.distribute strategy; --batch-size is split evenly across replicas", choices=STRATEGIES)
@@ -190,7 +191,7 @@ def fit_model(
         base_model = build_cnn(config.image_size, num_classes=len(data.CLASS_NAMES), name=kind, arch=config.arch)
         if initial_weights is not None:
             base_model.set_weights(initial_weights)
-        trained = base_model if kind == "baseline" else wrap_adversarial(base_model, config.multiplier, config.neighbor_config())
+        trained = base_model if kind == "baseline" else wrap_adversarial(base_model, config.multiplier, config.neighbor_config(), config.attack_mode)
         trained.compile(
             optimizer=_optimizer(config, len(train), epochs),
             loss=tf.keras.losses.SparseCategoricalCrossentropy(),

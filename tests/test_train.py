@@ -221,3 +221,21 @@ def test_weight_decay_is_off_by_default_and_a_command_line_flag():
     assert config.weight_decay == pytest.approx(0.05) and parse_args(config_arguments(config))[0] == config
     with pytest.raises(ValueError, match="weight_decay"):
         TrainConfig(weight_decay=-1.0)
+
+
+def test_the_attack_mode_reaches_nsls_wrapper_and_trains(tiny_splits, monkeypatch):
+    import core.train
+    from core import models
+
+    modes = []
+
+    def recording(base_model, multiplier, neighbors, attack_mode="training"):
+        modes.append(attack_mode)
+        return models.wrap_adversarial(base_model, multiplier, neighbors, attack_mode)
+
+    monkeypatch.setattr(core.train, "wrap_adversarial", recording)
+    config = TrainConfig(image_size=32, adversarial_epochs=1, batch_size=4, attack_mode="inference", selection_pgd_iterations=0)
+    _, reporter = fit_model("adversarial", config, tiny_splits["train"], tiny_splits["validation"])
+    assert modes == ["inference"]
+    assert reporter.reports[-1].metrics["scaled_adversarial_loss"] > 0
+    assert parse_args(config_arguments(config))[0] == config and parse_args(["--attack-mode", "inference"])[0].attack_mode == "inference"
