@@ -24,6 +24,11 @@ than one photo at any budget. ``square_extra``: photos only ART's Square fooled 
 at masked gradients).
 
     python bench/crosscheck_autoattack.py [checkpoints/] --data-dir ../shared/beans
+    python bench/crosscheck_autoattack.py --peers-from bench/results/crosscheck_autoattack.json   # ours only
+
+``--peers-from`` keeps the ART and PGD-50 × 5 columns of an earlier report of the very same model
+files, data size and ART settings (checked), and refreshes only ours: what to run after
+``python -m core.evaluate`` changes our rows and not the models (ART's part alone takes hours here).
 """
 
 from __future__ import annotations
@@ -99,6 +104,17 @@ def stored_ours(folder: Path) -> dict[str, dict[str, float]]:
     return {autoattack_row_id(n, e): {k: row(evaluation, autoattack_row_id(n, e))[k] for k in ("baseline", "adversarial")} for n, e in AUTOATTACK_BUDGETS}
 
 
+def _peers(path: Path, files: dict[str, str], examples: int, art_settings: dict) -> dict:
+    """An earlier report's ART and PGD-50 x 5 columns, refused unless it attacked these very files the same way."""
+    earlier = json.loads(path.read_text())
+    for what, mine, theirs in (("model files", files, earlier.get("files")), ("photos", examples, earlier.get("examples")), ("ART settings", art_settings, earlier.get("art"))):
+        if mine != theirs:
+            raise SystemExit(f"{path} attacked other {what} ({theirs}, here {mine}): its ART and PGD-50 x 5 columns do not apply; run without --peers-from.")
+    rows = {(item["norm"], round(item["epsilon"], 6), item["model"]): item for item in earlier["rows"]}
+    source = earlier.get("peers_from", {"commit": earlier.get("commit"), "seconds": earlier.get("seconds")})
+    return {"rows": rows, **source}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint_dir", nargs="?", default=str(ROOT / "checkpoints"))
@@ -107,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--art-restarts", type=int, default=1, help="random starts per ART APGD (AutoAttack standard: 1)")
     parser.add_argument("--square-queries", type=int, default=5000, help="ART Square's queries (AutoAttack's: 5000)")
     parser.add_argument("--budgets", nargs="*", help="only these rows, e.g. autoattack_linf_8 autoattack_l2_1")
+    parser.add_argument("--peers-from", type=Path, help="an earlier report of these files: keep its ART and PGD-50 x 5 columns")
     parser.add_argument("--output", default=str(OUTPUT))
     args = parser.parse_args(argv)
 
@@ -124,19 +141,25 @@ def main(argv: list[str] | None = None) -> int:
         timings["ours"] = time.perf_counter() - tic
     else:
         ours = stored_ours(folder)
+    art_settings = {"restarts_per_apgd": args.art_restarts, "square_queries": args.square_queries, "apgd_eps_step": "2 eps"}
+    peers = _peers(args.peers_from, pair.metadata.get(checkpoints.FILES_KEY, {}), len(labels), art_settings) if args.peers_from else None
     rows = []
     budgets = [(n, e) for n, e in AUTOATTACK_BUDGETS if not args.budgets or autoattack_row_id(n, e) in args.budgets]
     for norm, epsilon in budgets:
         for name, model in models.items():
             result = {"norm": norm, "epsilon": epsilon, "budget": budget_label(norm, epsilon), "model": name}
             result["ours"] = ours[autoattack_row_id(norm, epsilon)][name]
-            tic = time.perf_counter()
-            result["pgd50x5"] = float(apgd.pgd_robust(model, images, labels, norm, epsilon)[0].mean())
-            timings["pgd50x5"] += time.perf_counter() - tic
-            tic = time.perf_counter()
-            robust, square_extra = art_autoattack(model, images, labels, norm, epsilon, args.art_restarts, args.square_queries)
-            timings["art"] += time.perf_counter() - tic
-            result["art"], result["square_extra"] = float(robust.mean()), square_extra
+            if peers is not None:
+                earlier = peers["rows"][(norm, round(epsilon, 6), name)]
+                result["pgd50x5"], result["art"], result["square_extra"] = earlier["pgd50x5"], earlier["art"], earlier["square_extra"]
+            else:
+                tic = time.perf_counter()
+                result["pgd50x5"] = float(apgd.pgd_robust(model, images, labels, norm, epsilon)[0].mean())
+                timings["pgd50x5"] += time.perf_counter() - tic
+                tic = time.perf_counter()
+                robust, square_extra = art_autoattack(model, images, labels, norm, epsilon, args.art_restarts, args.square_queries)
+                timings["art"] += time.perf_counter() - tic
+                result["art"], result["square_extra"] = float(robust.mean()), square_extra
             result["ours_minus_art_photos"] = int(round((result["ours"] - result["art"]) * len(labels)))
             values = [result[key] for key in ("ours", "art", "pgd50x5")]
             result["spread_points"] = round(100 * (max(values) - min(values)), 2)
@@ -152,8 +175,10 @@ def main(argv: list[str] | None = None) -> int:
         "rows": rows,
         "seconds": {key: round(value, 1) for key, value in timings.items()} | {"total": round(time.perf_counter() - started, 1)},
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs shared with other jobs (wall seconds)",
-        "art": {"restarts_per_apgd": args.art_restarts, "square_queries": args.square_queries, "apgd_eps_step": "2 eps"},
+        "art": art_settings,
     }
+    if peers is not None:  # whose ART and PGD-50 x 5 columns these are, and what they cost then
+        report["peers_from"] = {"commit": peers["commit"], "seconds": peers["seconds"]}
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")

@@ -39,7 +39,7 @@ ProgressCallback = Callable[[float, str], None]
 @dataclass(frozen=True)
 class Ensemble:
     """Which attacks count and how hard each tries: the white-box stage (:class:`core.apgd.Ensemble`:
-    APGD-CE and APGD-T, 100 steps, 2 restarts), then Square with ``square_queries`` (0: left out)."""
+    APGD-CE and APGD-T, 100 steps, 2 random starts at L∞ and 5 at L2), then Square with ``square_queries`` (0: left out)."""
 
     white_box: apgd.Ensemble = apgd.Ensemble()
     square_queries: int = square.DEFAULT_QUERIES

@@ -187,7 +187,7 @@ def evaluate_pair(
             row_id,
             f"AutoAttack-grade ({ensemble.name}) {norm_symbol(norm)} eps {budget_label(norm, epsilon)}",
             f"white-box and black-box on logits, worst case per photo (APGD: {ensemble.white_box.iterations} steps, "
-            f"{ensemble.white_box.restarts} restarts; {square_part}); fooled at a smaller {norm_symbol(norm)} budget counts",
+            f"{ensemble.white_box.restarts_for(norm)} restarts; {square_part}); fooled at a smaller {norm_symbol(norm)} budget counts",
             {kind: verdicts[kind][row_id].accuracy for kind in models},
             "headline",
             fooled_by={kind: verdicts[kind][row_id].counts() for kind in models},

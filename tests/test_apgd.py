@@ -9,7 +9,7 @@ from core import apgd, attacks
 from core.compat import tf
 from core.evaluate import accuracy
 
-QUICK = apgd.Ensemble(iterations=20)
+QUICK = apgd.Ensemble(iterations=20, l2_restarts=2)
 
 
 def test_step_size_checkpoints_follow_the_paper_schedule():
@@ -126,3 +126,14 @@ def test_budgets_of_the_wrong_length_are_refused(tiny_model, tiny_splits):
     test = tiny_splits["test"]
     with pytest.raises(ValueError, match="one per example"):
         apgd.apgd_robust(tiny_model, test.images, test.labels, "infinity", np.full(3, 4 / 255), QUICK)
+
+
+@pytest.mark.parametrize("norm, epsilon, starts", [("infinity", 0.5 / 255, 1), ("l2", 0.002, 3)])
+def test_each_norm_takes_its_own_number_of_random_starts(tiny_model, tiny_splits, monkeypatch, norm, epsilon, starts):
+    test = tiny_splits["test"]
+    runs = []
+    one_run = apgd._one_run
+    monkeypatch.setattr(apgd, "_one_run", lambda *args: runs.append(len(args[1])) or one_run(*args))
+    robust, _ = apgd.apgd_robust(tiny_model, test.images, test.labels, norm, epsilon, apgd.Ensemble(("ce",), 5, restarts=1, l2_restarts=3))
+    assert robust.any()  # a budget this small leaves photos standing, so every start runs
+    assert len(runs) == starts

@@ -14,7 +14,7 @@ from core import apgd, attacks, autoattack
 from core.compat import tf
 from core.models import predict
 
-QUICK = autoattack.Ensemble(apgd.Ensemble(iterations=10, restarts=1), square_queries=30)  # the rules, not the strength
+QUICK = autoattack.Ensemble(apgd.Ensemble(iterations=10, restarts=1, l2_restarts=1), square_queries=30)  # the rules, not the strength
 BUDGETS = (0.5 / 255, 1 / 255, 2 / 255)  # the baseline keeps photos at the first, few at the last
 
 

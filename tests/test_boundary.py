@@ -9,7 +9,7 @@ import pytest
 from tests.support.brightness_model import brightness_model, flat_photos
 from core import apgd, attacks, boundary
 
-QUICK = boundary.apgd_attack(apgd.Ensemble(iterations=20))
+QUICK = boundary.apgd_attack(apgd.Ensemble(iterations=20, l2_restarts=2))
 # The whole box for L∞ (any photo can then be made into anything) and as much for L2 on 32 px: the
 # tiny model is barely trained (it may answer one class for all), so its budgets can be large.
 TINY_TOPS = {"infinity": 1.0, "l2": 32.0}

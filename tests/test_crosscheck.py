@@ -7,6 +7,7 @@ tests tie that output to the shipped files and apply the bar to it.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -58,3 +59,25 @@ def test_ours_is_never_above_arts_autoattack_or_pgd50_by_more_than_one_photo(rep
     photo = 1 / report["examples"]
     assert item["ours"] <= item["art"] + photo + 1e-9, item
     assert item["ours"] <= item["pgd50x5"] + photo + 1e-9, item
+
+
+def test_a_refreshed_report_keeps_the_peers_columns_and_reads_ours_from_the_metadata(report, real_beans, tmp_path):
+    from bench import crosscheck_autoattack
+
+    output = tmp_path / "crosscheck.json"
+    crosscheck_autoattack.main(["--data-dir", str(real_beans), "--peers-from", str(REPORT), "--output", str(output)])
+    refreshed = json.loads(output.read_text())
+    metadata = checkpoints.load_metadata(checkpoints.DEFAULT_DIR)
+    for before, after in zip(report["rows"], refreshed["rows"]):
+        assert {k: after[k] for k in ("art", "pgd50x5", "square_extra")} == {k: before[k] for k in ("art", "pgd50x5", "square_extra")}
+        assert after["ours"] == evaluate.row(metadata["evaluation"], evaluate.autoattack_row_id(after["norm"], after["epsilon"]))[after["model"]]
+    assert refreshed["peers_from"]["seconds"]["art"] > 0  # what ART's part cost when it ran
+
+
+def test_peers_of_other_model_files_are_refused(report, real_beans, tmp_path):
+    from bench import crosscheck_autoattack
+
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**report, "files": {name: "0" * 64 for name in report["files"]}}))
+    with pytest.raises(SystemExit, match="other model files"):
+        crosscheck_autoattack.main(["--data-dir", str(real_beans), "--peers-from", str(other), "--output", os.devnull])

@@ -9,7 +9,7 @@ from core import activations, apgd, autoattack, evaluate, intervals
 from core.models import DEFAULT_ARCH, conv_block_names
 
 
-QUICK = autoattack.Ensemble(apgd.Ensemble(iterations=10, restarts=1), square_queries=20)  # the table's shape, not the attacks' strength
+QUICK = autoattack.Ensemble(apgd.Ensemble(iterations=10, restarts=1, l2_restarts=1), square_queries=20)  # the table's shape, not the attacks' strength
 
 
 @pytest.fixture(scope="module")
