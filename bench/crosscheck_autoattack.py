@@ -4,9 +4,9 @@ For each model of a checkpoint pair and each headline budget (L∞ 2, 4, 8 /255;
 the real test split, three robust accuracies, each the worst case per photo over its attacks:
 
 - ours: the stored rows of the pair's ``metadata.json`` (``python -m core.evaluate``: APGD-CE and
-  APGD-T with the targeted DLR loss, 2 restarts, then ART's Square with 5000 queries; nested over
-  the budgets of a norm), after checking that the metadata names these very model files;
-  ``--recompute`` computes them again instead;
+  APGD-T with the targeted DLR loss, 2 random starts at L∞ and 5 at L2, then ART's Square with
+  5000 queries; nested over the budgets of a norm), after checking that the metadata names these
+  very model files; ``--recompute`` computes them again instead;
 - ART: ``art.attacks.evasion.AutoAttack`` composed of APGD-CE, APGD-DLR and Square, in that order,
   each run only on the photos still standing, on a ``TensorFlowV2Classifier`` wrapping the logits
   (with core.square's memo of repeated predictions, so Square costs one forward pass a query).

@@ -39,18 +39,7 @@ def test_every_headline_budget_of_both_models_was_crosschecked_at_autoattack_str
     assert report["art"]["square_queries"] == 5000
 
 
-# Found by the committed run (2026-12-02): at L2 1.0 our ensemble leaves 38 of the NSL model's photos
-# standing, ART's AutoAttack 35 and PGD-50 x 5 36 (one of them fooled only by ART's Square). The
-# L2 evaluation needs a stronger white-box stage; strict, so a fix turns this into a failure that
-# asks for the mark to go.
-WEAKER_THAN_PEERS = {("l2", 1.0, "adversarial")}
-ROWS = [
-    pytest.param(norm, epsilon, model, marks=pytest.mark.xfail(strict=True, reason="issue 18: ours is 3 photos above ART's AutoAttack here"))
-    if (norm, epsilon, model) in WEAKER_THAN_PEERS
-    else (norm, epsilon, model)
-    for norm, epsilon in evaluate.AUTOATTACK_BUDGETS
-    for model in ("baseline", "adversarial")
-]
+ROWS = [(norm, epsilon, model) for norm, epsilon in evaluate.AUTOATTACK_BUDGETS for model in ("baseline", "adversarial")]
 
 
 @pytest.mark.parametrize("norm, epsilon, model", ROWS)
