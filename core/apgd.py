@@ -57,9 +57,9 @@ class Ensemble:
     100 steps, from several random starts. How many depends on the norm, as measured on the NSL
     model, all 128 test photos (docs/benchmarks.md): at L∞ a second start fools a photo the first
     leaves and more do not (8/255: 52 robust with 1 start, 51 with 2, 3 and 5; 4/255: 84 with 1, 2
-    and 3), while at L2 1.0 five starts fool three photos that two leave standing (37 → 34; IBM
-    ART's AutoAttack 35, PGD-50 × 5 36), AutoAttack+'s count. :mod:`core.autoattack` adds the
-    black-box stage."""
+    and 3), while at L2 1.0 five starts, AutoAttack+'s count, fool photos that two leave standing
+    (37 → 35 after this stage, 34 after Square; IBM ART's AutoAttack 35, PGD-50 × 5 36).
+    :mod:`core.autoattack` adds the black-box stage."""
 
     losses: tuple[str, ...] = DEFAULT_LOSSES
     iterations: int = 100
