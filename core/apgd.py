@@ -53,13 +53,11 @@ PGD_STEP_FRACTION = 0.25
 
 @dataclass(frozen=True)
 class Ensemble:
-    """Which white-box attacks count and how hard each tries: AutoAttack's APGD-CE and APGD-T,
-    100 steps, from several random starts. How many depends on the norm, as measured on the NSL
-    model, all 128 test photos (docs/benchmarks.md): at L∞ a second start fools a photo the first
-    leaves and more do not (8/255: 52 robust with 1 start, 51 with 2, 3 and 5; 4/255: 84 with 1, 2
-    and 3), while at L2 1.0 five starts, AutoAttack+'s count, fool photos that two leave standing
-    (37 → 35 after this stage, 34 after Square; IBM ART's AutoAttack 35, PGD-50 × 5 36).
-    :mod:`core.autoattack` adds the black-box stage."""
+    """Which white-box attacks count and how hard each tries: AutoAttack's APGD-CE and APGD-T, 100
+    steps, from random starts whose number depends on the norm (the NSL model, 128 test photos,
+    ``bench.random_starts``): at L∞ 8/255, 52 stand with 1 start and 51 with 2, 3 or 5; at L2 1.0,
+    37 with 2 and 35 with 5 (AutoAttack+'s count; 34 after Square, ART's AutoAttack 35, PGD-50 × 5
+    36). :mod:`core.autoattack` adds the black-box stage."""
 
     losses: tuple[str, ...] = DEFAULT_LOSSES
     iterations: int = 100
@@ -375,17 +373,8 @@ def apgd_robust(
 
 
 def pgd_robust(
-    model: tf.keras.Model,
-    images: np.ndarray,
-    labels: np.ndarray,
-    norm: str,
-    epsilon: float,
-    iterations: int = 50,
-    restarts: int = 5,
-    seed: int = 0,
-    batch_size: int = 128,
-    step_fraction: float = PGD_STEP_FRACTION,
-    losses: tuple[str, ...] = ("ce", "dlr"),
+    model: tf.keras.Model, images: np.ndarray, labels: np.ndarray, norm: str, epsilon: float, iterations: int = 50, restarts: int = 5,
+    seed: int = 0, batch_size: int = 128, step_fraction: float = PGD_STEP_FRACTION, losses: tuple[str, ...] = ("ce", "dlr"),
 ) -> tuple[np.ndarray, np.ndarray]:
     """PGD with restarts on logits (fixed step ``step_fraction``·ε, a random start per restart, the
     restarts cycling through ``losses``): the plain reference the AutoAttack-grade rows must agree

@@ -174,7 +174,7 @@ def test_weight_average_blends_old_and_new_weights():
 
 
 def test_noise_sigma_adds_gaussian_noise_of_that_spread_to_every_training_photo():
-    from core.train import augment
+    from core.batches import augment
 
     grey = tf.fill([64, 64, 3], 0.5)  # flips, turns and contrast leave it grey; brightness shifts every pixel alike
     plain, _ = augment(grey, tf.constant(0))
@@ -184,7 +184,7 @@ def test_noise_sigma_adds_gaussian_noise_of_that_spread_to_every_training_photo(
 
 
 def test_training_noise_is_not_clipped_to_the_pixel_range_as_in_certification():
-    from core.train import augment
+    from core.batches import augment
 
     white, _ = augment(tf.ones([64, 64, 3]), tf.constant(0), noise_sigma=0.12)
     assert float(tf.reduce_max(white)) > 1.2  # core.certify feeds the model unclipped noisy values; training matches
