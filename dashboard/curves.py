@@ -19,7 +19,7 @@ from dashboard.page import Page
 from dashboard.settings import TEACHER_UNLOCKED
 from dashboard.split_analysis import accuracy_curve
 from dashboard.views import PLOT_CONFIG, curve_figure, for_screen
-from dashboard.widgets import evaluation_table
+from dashboard.widgets import evaluation_table, explainer, lazy_box
 
 
 def render(page: Page) -> None:
@@ -31,7 +31,13 @@ def _curves(pair, split, data_key, settings, presentation: bool) -> None:
     store = resources.result_store()
     evaluation = pair.metadata.get("evaluation") or {}
     saved_curves = evaluation.get("curves") or {}
-    for tab, norm in zip(st.tabs([f"{norm_symbol(norm)} budget ε" for norm in NORMS]), NORMS):
+    labels = {norm: f"{norm_symbol(norm)} budget ε" for norm in NORMS}
+    # Only the open tab is drawn (a budget move would otherwise send all three figures); it first
+    # opens on the page's own norm, so the current budget's mark is in view.
+    tabs = st.tabs(list(labels.values()), key="curve_tab", default=labels.get(settings.norm), on_change="rerun")
+    for tab, norm in zip(tabs, NORMS):
+        if not tab.open:
+            continue
         with tab:
             curve = resources.stored_curve(pair, data_key, norm)
             origin = f"saved with the models, on {evaluation.get('examples', '?')} test photos" if norm in saved_curves else f"computed here on {len(split)} test photos"
@@ -50,7 +56,7 @@ def _curves(pair, split, data_key, settings, presentation: bool) -> None:
                 st.plotly_chart(for_screen(curve_figure(curve, norm, current), presentation), config=PLOT_CONFIG)
                 st.caption(f"Accuracy vs budget ε, {origin}. At budget 0 you read the clean accuracy; the dotted line is guessing.")
     if evaluation.get("rows"):
-        with st.expander(f"The evaluation table saved with these models ({evaluation.get('examples', '?')} test photos)"):
-            evaluation_table(evaluation["rows"])
-    with st.expander("What am I looking at? (whole-split numbers)"):
-        st.markdown(explainers.ROBUSTNESS)
+        with lazy_box(f"The evaluation table saved with these models ({evaluation.get('examples', '?')} test photos)", "evaluation_table") as is_open:
+            if is_open:
+                evaluation_table(evaluation["rows"])
+    explainer("What am I looking at? (whole-split numbers)", "explain_curves", explainers.ROBUSTNESS)

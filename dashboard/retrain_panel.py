@@ -26,6 +26,7 @@ from dashboard import explainers
 from dashboard.class_store import problem, store_or_none
 from dashboard.settings import TEACHER_UNLOCKED
 from dashboard.retraining import shared_manager
+from dashboard.widgets import explainer
 from dashboard.wording import MODEL_TITLES, run_title, run_titles
 
 PROGRESS_POLL_RUNNING_S = 2
@@ -40,8 +41,7 @@ FIELDS = {item.name: item for item in dataclasses.fields(TrainConfig)}
 
 def render(data_dir: Path | None) -> None:
     """The whole section; call it inside ``st.sidebar`` (or anywhere)."""
-    with st.expander("What does retraining do?"):
-        st.markdown(explainers.RETRAIN)
+    explainer("What does retraining do?", "explain_retrain", explainers.RETRAIN)
     # Every open page polls the shared run every 2 s while one is going. While none is, the page's
     # one class poll (``class_sync.watch``, every 2 s, one store read per server for all pages)
     # notices a run starting or another run shown to the class and reruns the page: a second,

@@ -16,7 +16,7 @@ from dashboard.class_store import shared_store
 from dashboard.page import Page
 from dashboard.settings import MODEL_NAMES, url_values
 from dashboard.views import PLOT_CONFIG, for_screen, probability_figure
-from dashboard.widgets import show_picture
+from dashboard.widgets import explainer, show_picture
 from dashboard.wording import MODEL_SHORT, MODEL_TITLES, measured_size, short_label, threat_model, verdict_html
 
 # After the verdicts are sent, the browser gets this long to draw them before the figures below
@@ -125,7 +125,4 @@ def render_details(page: Page) -> None:
             st.markdown(f"**{MODEL_TITLES[name]}: every class, before (grey) and after the change (colour)**")
             st.plotly_chart(for_screen(probability_figure(result.outcomes[name], page.class_names, result.true_label), page.presentation), config=PLOT_CONFIG)
             st.caption(f"Threat model: {threat_model(page.settings, name)}.")
-    with st.expander("What am I looking at? (the attack, the pictures, the two models)"):
-        st.markdown(explainers.ATTACK)
-        st.markdown(explainers.SEE)
-        st.markdown(explainers.COMPARE)
+    explainer("What am I looking at? (the attack, the pictures, the two models)", "explain_attack", explainers.ATTACK, explainers.SEE, explainers.COMPARE)

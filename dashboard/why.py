@@ -15,7 +15,7 @@ from dashboard.analysis import Interaction
 from dashboard.page import Page
 from dashboard.settings import LAYER, MODEL_NAMES, publish
 from dashboard.views import PLOT_CONFIG, activation_figure, for_screen, top_channels_figure
-from dashboard.widgets import show_picture
+from dashboard.widgets import explainer, show_picture
 from dashboard.wording import MODEL_TITLES, class_title
 
 TOP_CHANNEL_COUNTS = (2, 3, 4, 6)
@@ -43,8 +43,7 @@ def render(page: Page) -> None:
         for column, (caption, picture) in zip(st.columns(len(shown), gap="small"), shown):
             show_picture(column, pictures.jpeg_bytes(picture), caption)
     st.caption("Bright = the spots the answer rests on most; each map is scaled to its own brightest spot.")
-    with st.expander("What am I looking at? (where the models look)"):
-        st.markdown(explainers.WHY)
+    explainer("What am I looking at? (where the models look)", "explain_why", explainers.WHY)
     _look_inside(result, page.presentation)
 
 
@@ -74,5 +73,4 @@ def _look_inside(result: Interaction, presentation: bool) -> None:
         count = channel_column.select_slider("Channels per model", choices, key="top_count")
         figure = top_channels_figure(result.outcomes, layer, count)
     st.plotly_chart(for_screen(figure, presentation), config=PLOT_CONFIG)
-    with st.expander("What am I looking at? (activation maps)"):
-        st.markdown(explainers.INSIDE)
+    explainer("What am I looking at? (activation maps)", "explain_inside", explainers.INSIDE)

@@ -6,6 +6,8 @@ Why here: sections never import each other, so what two of them draw alike lives
 from __future__ import annotations
 
 import html
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import streamlit as st
@@ -52,6 +54,24 @@ def evaluation_table(rows: list[dict[str, Any]]) -> None:
     head = f"<tr><th>test photos</th><th>{MODEL_TITLES['baseline']}</th><th>{MODEL_TITLES['adversarial']}</th></tr>"
     st.markdown(f'<table class="bg-evaluation">{head}{"".join(body)}</table>', unsafe_allow_html=True)
     st.caption("Hover over a row for the attack's technical name. In brackets: the range that 95% of repeats on 128 other photos would fall in.")
+
+
+@contextmanager
+def lazy_box(label: str, key: str) -> Iterator[bool]:
+    """An expander that says whether it is open, so its contents are drawn only then.
+
+    Why: every element of a rerun goes to the browser again, and the live fragment reruns on every
+    budget move of every student; a closed box costs one message instead of its whole text
+    (``bench.message_sizes``, docs/benchmarks.md). Opening it reruns the fragment it is in."""
+    with st.expander(label, key=key, on_change="rerun") as box:
+        yield bool(box.open)
+
+
+def explainer(label: str, key: str, *texts: str) -> None:
+    """A "What am I looking at?" box: its texts (``dashboard/explainers.py``) are sent only when it is open."""
+    with lazy_box(label, key) as is_open:
+        for text in texts if is_open else ():
+            st.markdown(text)
 
 
 def csv_download(label: str, text: str, file_name: str, key: str, help: str | None = None) -> None:

@@ -187,16 +187,46 @@ def test_whole_split_table_compares_clean_and_perturbed_accuracy_on_a_button(app
     assert set(table.columns) >= {"baseline", "adversarial", "threat model"}
 
 
+def open_curve_tab(app: AppTest, symbol: str) -> None:
+    """Click section 5's tab of one norm ("L2"): only the open tab is drawn."""
+    app.session_state["curve_tab"] = next(tab.label for tab in app.tabs if tab.label.startswith(f"{symbol} "))
+    app.run()
+
+
+def test_the_accuracy_curves_draw_only_the_open_tab_which_first_is_the_pages_norm(app):
+    app.run()
+    assert [tab.label for tab in app.tabs][:3] == ["L∞ budget ε", "L2 budget ε", "L1 budget ε"]
+    assert len([tab for tab in app.tabs if tab.children]) == 1  # a budget move sends one figure, not three
+    assert app.session_state["curve_tab"] == "L∞ budget ε"  # the page opens on L∞, so its tab is the open one
+    open_curve_tab(app, "L1")
+    assert app.session_state["curve_tab"] == "L1 budget ε"
+    assert len([tab for tab in app.tabs if tab.children]) == 1
+
+
+def test_a_closed_explainer_sends_only_its_title_and_its_text_once_opened(app):
+    from dashboard import explainers
+
+    app.run()
+    box = next(box for box in app.expander if box.label == "What am I looking at? (where the models look)")
+    assert not box.children
+    app.session_state["explain_why"] = True
+    app.run()
+    box = next(box for box in app.expander if box.label == "What am I looking at? (where the models look)")
+    assert [child.value for child in box.children.values()] == [explainers.WHY.strip()]
+
+
 def test_a_missing_accuracy_curve_is_the_teachers_to_compute_now_and_then_everybodys(app, environment):
     environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
     app.run()
     assert not any(b.key == "curve_button_l2" for b in app.button)  # a student waits for the background, never starts it
     unlock_teacher(app, PASSCODE)
+    open_curve_tab(app, "L2")
     app.button(key="curve_button_l2").click().run()
     assert_page_ok(app)
     curve = next(f for f in figures(app) if "white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", ""))
     assert [trace["name"] for trace in curve["data"]] == ["Baseline", "NSL model"]
     fresh = AppTest.from_file(str(PAGE_SCRIPT), default_timeout=60).run()  # another session: no button needed
+    open_curve_tab(fresh, "L2")
     assert any("white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", "") for f in figures(fresh))
 
 
