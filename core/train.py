@@ -79,10 +79,9 @@ class TrainConfig:
     noise_sigma: float = _knob(0.0, "spread σ of Gaussian noise added to every training photo, in [0, 1] pixel units (0: none); for randomized smoothing")
 
     def __post_init__(self) -> None:
-        if not self.noise_sigma >= 0:
-            raise ValueError(f"The training noise's spread (noise_sigma) must be 0 or more, got {self.noise_sigma}.")
-        if not self.weight_decay >= 0:
-            raise ValueError(f"The weight decay (weight_decay) must be 0 or more, got {self.weight_decay}.")
+        for name, what in (("noise_sigma", "The training noise's spread"), ("weight_decay", "The weight decay")):
+            if not getattr(self, name) >= 0:  # also refuses NaN
+                raise ValueError(f"{what} ({name}) must be 0 or more, got {getattr(self, name)}.")
 
     def neighbor_config(self) -> "nsl.configs.AdvNeighborConfig":
         return neighbor_config(self.adv_step_size, self.adv_norm, self.pgd_iterations, self.adv_epsilon)
@@ -108,7 +107,7 @@ def _optimizer(config: TrainConfig, train_size: int, epochs: int) -> tf.keras.op
     if config.weight_decay == 0:
         return tf.keras.optimizers.Adam(schedule)
     optimizer = tf.keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay)
-    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta", "moving_"])
+    optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
     return optimizer
 
 
