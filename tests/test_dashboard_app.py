@@ -218,9 +218,10 @@ def test_a_closed_explainer_sends_only_its_title_and_its_text_once_opened(app):
 def test_a_missing_accuracy_curve_is_the_teachers_to_compute_now_and_then_everybodys(app, environment):
     environment.setenv("BEANGUARD_TEACHER_PASSCODE", PASSCODE)
     app.run()
+    open_curve_tab(app, "L2")
+    assert any("Being prepared" in c for c in captions(app))
     assert not any(b.key == "curve_button_l2" for b in app.button)  # a student waits for the background, never starts it
     unlock_teacher(app, PASSCODE)
-    open_curve_tab(app, "L2")
     app.button(key="curve_button_l2").click().run()
     assert_page_ok(app)
     curve = next(f for f in figures(app) if "white-box PGD-10 L2" in f["layout"].get("title", {}).get("text", ""))
