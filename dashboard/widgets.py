@@ -62,7 +62,8 @@ def lazy_box(label: str, key: str) -> Iterator[bool]:
 
     Why: every element of a rerun goes to the browser again, and the live fragment reruns on every
     budget move of every student; a closed box costs one message instead of its whole text
-    (``bench.message_sizes``, docs/benchmarks.md). Opening it reruns the fragment it is in."""
+    (``bench.message_sizes``, docs/benchmarks.md). Opening or closing it reruns the fragment it is
+    in (the whole page outside one)."""
     with st.expander(label, key=key, on_change="rerun") as box:
         yield bool(box.open)
 
@@ -70,8 +71,9 @@ def lazy_box(label: str, key: str) -> Iterator[bool]:
 def explainer(label: str, key: str, *texts: str) -> None:
     """A "What am I looking at?" box: its texts (``dashboard/explainers.py``) are sent only when it is open."""
     with lazy_box(label, key) as is_open:
-        for text in texts if is_open else ():
-            st.markdown(text)
+        if is_open:
+            for text in texts:
+                st.markdown(text)
 
 
 def csv_download(label: str, text: str, file_name: str, key: str, help: str | None = None) -> None:
