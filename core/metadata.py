@@ -21,6 +21,7 @@ import argparse
 import copy
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,15 +55,52 @@ def pair_selection(selection: dict[str, Any], run: str, table: str) -> dict[str,
     }
 
 
+def last_commit(path: Path) -> str | None:
+    """The git commit that last changed ``path`` (None outside a git checkout or for an untracked file)."""
+    try:
+        result = subprocess.run(["git", "-C", str(path.parent), "log", "-1", "--format=%H", "--", path.name], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if result.returncode != 0:
+        return None
+    return result.stdout.strip() or None
+
+
+def parent_record(training: dict[str, Any], destination: Path, root: Path = REPO_ROOT) -> dict[str, Any] | None:
+    """The pair a fine-tuned run started from, when shipping the run replaces that very pair.
+
+    Why: ``config.init_from`` then says ``checkpoints``, which after shipping names the run itself;
+    the pair it started from survives only in git, so the record keeps its digests (from the run's
+    ``init_files``, written by ``core.train``) and, when those are the files being replaced, the commit
+    that shipped them (``git show COMMIT:checkpoints/adversarial.keras``)."""
+    init_from = training.get("config", {}).get("init_from")
+    if not init_from or Path(init_from).resolve() != destination.resolve():
+        return None
+    shipped = checkpoints.load_metadata(destination) if (destination / checkpoints.METADATA_FILE).is_file() else {}
+    replaced = shipped.get(checkpoints.FILES_KEY, {})
+    if shipped.get("trained_at") and shipped.get("trained_at") == training.get("trained_at"):
+        return shipped.get("parent")  # this run shipped again (e.g. with its evaluation): its parent stays what it was
+    files = training.get("init_files") or replaced  # a run without init_files (older core.train) is taken to start from it
+    record: dict[str, Any] = {"checkpoints": relative_path(str(destination), root), "files": files}
+    commit = last_commit(destination / checkpoints.MODEL_FILES["adversarial"]) if files and files == replaced else None
+    if commit:
+        record["commit"] = commit
+    return record
+
+
 def provenance(training: dict[str, Any], selection: dict[str, Any] | None) -> str:
     """One paragraph saying how the pair was made, from the records alone."""
     config = training["config"]
     text = f"Trained by `python -m core.train` (arch {config['arch']}, {config['image_size']} px): "
+    parent = training.get("parent")
+    origin = f"the pair shipped in commit {parent['commit'][:7]}" if parent and parent.get("commit") else relative_path(config.get("init_from", ""))
     if config.get("epochs", 0) > 0:
         text += f"the baseline {config['epochs']} epochs, "
     else:
-        text += f"the baseline kept from {relative_path(config.get('init_from', ''))}, "
+        text += f"the baseline kept from {origin}, "
     text += f"the NSL model {config['adversarial_epochs']} epochs at L∞ {config['adv_epsilon'] * 255:g}/255"
+    if config.get("init_from") and not config.get("warm_start", True):
+        text += f", starting from the NSL model of {origin}"
     if selection:
         rows = selection["candidates"]
         ensemble = next((row["ensemble"] for row in rows if row["run"] == selection["chosen"]), None)
@@ -78,18 +116,25 @@ def provenance(training: dict[str, Any], selection: dict[str, Any] | None) -> st
 
 
 def assemble(
-    training: dict[str, Any], selection: dict[str, Any] | None = None, evaluation: dict[str, Any] | None = None, root: Path = REPO_ROOT
+    training: dict[str, Any],
+    selection: dict[str, Any] | None = None,
+    evaluation: dict[str, Any] | None = None,
+    root: Path = REPO_ROOT,
+    parent: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The shipped metadata from the run's own metadata, the selection table's part for it, and the evaluation."""
+    """The shipped metadata from the run's own metadata, the selection table's part for it, the evaluation and the parent."""
     metadata = copy.deepcopy(training)
     metadata.pop(checkpoints.FILES_KEY, None)  # save_pair writes the digests of the files it saves
     metadata.pop("provenance", None)
+    metadata.pop("init_files", None)  # kept as parent["files"] when the run replaces its parent
     if "init_from" in metadata.get("config", {}):
         metadata["config"]["init_from"] = relative_path(metadata["config"]["init_from"], root)
     if "source" in metadata.get("data", {}):
         metadata["data"]["source"] = relative_path(metadata["data"]["source"], root)
     if selection is not None:
         metadata.setdefault("selection", {})["pair"] = selection
+    if parent is not None:
+        metadata["parent"] = parent
     metadata["provenance"] = provenance(metadata, selection)
     if evaluation is not None:
         metadata["evaluation"] = evaluation
@@ -113,8 +158,8 @@ def ship(
     pair = checkpoints.load_pair(run_dir, require_digests=True)
     selection = pair_selection(json.loads(selection_file.read_text()), run_dir.name, relative_path(str(selection_file)))
     evaluation = json.loads(Path(evaluation_file).read_text()) if evaluation_file else None
-    metadata = assemble(pair.metadata, selection, evaluation)
     destination = checkpoints.checkpoint_dir(checkpoint_dir)
+    metadata = assemble(pair.metadata, selection, evaluation, parent=parent_record(pair.metadata, destination))
     files = pair.metadata[checkpoints.FILES_KEY]
     if all((destination / name).is_file() and checkpoints.file_digest(destination / name) == digest for name, digest in files.items()):
         checkpoints.write_json_atomic({**metadata, checkpoints.FILES_KEY: files}, destination / checkpoints.METADATA_FILE)

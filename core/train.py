@@ -161,10 +161,13 @@ def fit_model(
     return base_model, reporter
 
 
-def starting_weights(config: TrainConfig) -> dict[str, list[np.ndarray]]:
-    """Weights each model starts from: ``config.init_from``'s pair, checked to fit ``config``."""
+def starting_weights(config: TrainConfig) -> tuple[dict[str, list[np.ndarray]], dict[str, str]]:
+    """Weights each model starts from: ``config.init_from``'s pair, checked to fit ``config``; and its files' digests.
+
+    Why the digests: ``init_from`` names a folder, whose files a later ship may replace; the digests
+    say which pair the run really started from (``core.metadata`` stores them as the run's parent)."""
     if not config.init_from:
-        return {}
+        return {}, {}
     pair = checkpoints.load_pair(config.init_from)
     size = pair.image_size
     arch = pair.metadata.get("config", {}).get("arch", "seed")
@@ -173,7 +176,7 @@ def starting_weights(config: TrainConfig) -> dict[str, list[np.ndarray]]:
             f"--init-from {config.init_from} holds {arch} models at {size} px; this run asks for "
             f"{config.arch} at {config.image_size} px. Use the same --arch and --image-size, or train from scratch."
         )
-    return {kind: pair[kind].get_weights() for kind in checkpoints.MODEL_FILES}
+    return {kind: pair[kind].get_weights() for kind in checkpoints.MODEL_FILES}, dict(pair.metadata.get(checkpoints.FILES_KEY, {}))
 
 
 def train_pair(
@@ -195,7 +198,7 @@ def train_pair(
     """
     strategy = get_strategy(config.strategy)
     started = time.perf_counter()
-    initial = starting_weights(config)
+    initial, initial_files = starting_weights(config)
     train = data.load_split("train", config.image_size, data_dir)
     validation = data.load_split("validation", config.image_size, data_dir)
     load_seconds = time.perf_counter() - started
@@ -227,6 +230,7 @@ def train_pair(
             "validation_examples": len(validation),
         },
         "selection": selection,
+        **({"init_files": initial_files} if initial_files else {}),
         "timing": {"data_seconds": round(load_seconds, 2), "total_train_seconds": round(train_seconds, 2), **timings},
         "machine": machine_summary(),
         "distribution": distribution_summary(strategy, config.strategy, config.batch_size, len(train), replicas),

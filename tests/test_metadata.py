@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -145,3 +146,56 @@ def test_refreshing_refuses_a_table_that_now_chooses_another_run(run, tmp_path):
     with pytest.raises(ValueError, match="chose 'candidate-b', not the run 'candidate-a'"):
         metadata.refresh_selection(destination, selection_table(tmp_path / "other.json", "candidate-b"))
     assert (destination / "metadata.json").read_text() == before
+
+
+def git_repository_with_pair(folder: Path, pair: Path) -> tuple[Path, str]:
+    """``folder`` as a git repository whose one commit holds ``pair`` under checkpoints/; returns (checkpoints, commit)."""
+    shutil.copytree(pair, folder / "checkpoints")
+    git = ["git", "-C", str(folder), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run(["git", "init", "-q", str(folder)], check=True)
+    subprocess.run([*git, "add", "checkpoints"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "ship"], check=True)
+    return folder / "checkpoints", subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+
+
+def fine_tuned_from(run: Path, parent: Path, init_files: dict | None) -> None:
+    """Save ``run`` again (files of its own) with a record saying it was fine-tuned from ``parent``'s NSL model."""
+    pair = checkpoints.load_pair(run)
+    record = {key: value for key, value in pair.metadata.items() if key not in (checkpoints.FILES_KEY, "init_files")}
+    record["config"].update(init_from=str(parent), warm_start=False, epochs=0)
+    record["trained_at"] = "2026-12-03T12:00:00+00:00"  # a later training than the parent's
+    if init_files is not None:
+        record["init_files"] = init_files
+    checkpoints.save_pair(pair.baseline, pair.adversarial, record, run)
+    assert checkpoints.load_metadata(run)[checkpoints.FILES_KEY] != checkpoints.load_metadata(parent)[checkpoints.FILES_KEY]
+
+
+def test_shipping_a_run_over_the_pair_it_started_from_names_that_pair_s_files_and_commit(run, checkpoints_dir, tmp_path):
+    destination, commit = git_repository_with_pair(tmp_path / "repo", checkpoints_dir)
+    replaced = checkpoints.load_metadata(destination)[checkpoints.FILES_KEY]
+    fine_tuned_from(run, destination, replaced)
+    written = metadata.ship(run, destination, selection_table(tmp_path / "selection.json", "candidate-a"))
+    assert written["parent"]["files"] == replaced and written["parent"]["commit"] == commit
+    assert f"starting from the NSL model of the pair shipped in commit {commit[:7]}" in written["provenance"]
+    assert "init_files" not in written
+
+
+def test_shipping_the_same_run_again_keeps_its_parent(run, checkpoints_dir, tmp_path):
+    destination, commit = git_repository_with_pair(tmp_path / "repo", checkpoints_dir)
+    fine_tuned_from(run, destination, checkpoints.load_metadata(destination)[checkpoints.FILES_KEY])
+    first = metadata.ship(run, destination, selection_table(tmp_path / "selection.json", "candidate-a"))
+    again = metadata.ship(run, destination, selection_table(tmp_path / "selection.json", "candidate-a"))
+    assert again["parent"] == first["parent"] and again["parent"]["commit"] == commit
+
+
+def test_a_parent_whose_files_are_no_longer_the_shipped_ones_keeps_its_digests_without_a_commit(run, checkpoints_dir, tmp_path):
+    destination, _ = git_repository_with_pair(tmp_path / "repo", checkpoints_dir)
+    other = {"baseline.keras": "0" * 64, "adversarial.keras": "1" * 64}
+    fine_tuned_from(run, destination, other)
+    written = metadata.ship(run, destination, selection_table(tmp_path / "selection.json", "candidate-a"))
+    assert written["parent"]["files"] == other and "commit" not in written["parent"]
+
+
+def test_a_run_that_did_not_start_from_the_destination_has_no_parent(run, tmp_path):
+    written = metadata.ship(run, tmp_path / "shipped", selection_table(tmp_path / "selection.json", "candidate-a"))
+    assert "parent" not in written

@@ -127,6 +127,13 @@ def test_zero_baseline_epochs_keeps_the_starting_baseline(trained, tiny_beans, t
     assert any(changed)  # the adversarial model was fine-tuned from it
 
 
+def test_a_run_records_the_digests_of_the_pair_it_started_from(trained, tiny_beans, tmp_path):
+    folder, metadata, _ = trained
+    config = TrainConfig(**{**metadata["config"], "epochs": 0, "adversarial_epochs": 0, "init_from": str(folder)})
+    written = train_pair(config, tiny_beans, tmp_path, evaluate=False)
+    assert written["init_files"] == checkpoints.load_metadata(folder)[checkpoints.FILES_KEY]
+
+
 def test_init_from_a_pair_of_another_architecture_is_refused(trained, tiny_beans, tmp_path):
     folder, metadata, _ = trained
     config = TrainConfig(**{**metadata["config"], "arch": "seed", "init_from": str(folder)})
