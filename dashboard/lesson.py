@@ -32,6 +32,7 @@ class View:
     result: Interaction
     class_names: Sequence[str]
     section_numbers: dict[str, int] = field(default_factory=dict)  # anchor -> number, from the app's list
+    trained_for: str | None = None  # the budget the NSL model trained against ("L∞ 8/255"), from its metadata
 
     def section(self, anchor: str) -> str:
         """A link to a section by its anchor, numbered as the page numbers it."""
@@ -121,7 +122,8 @@ def _black_box(view: View) -> str:
         f"random square of change that makes the right answer less sure. Against the gradient attack above: {view.says('adversarial')}"
     )
     if view.right("adversarial") is False:
-        return text + " Here the budget ε is beyond what the NSL model was trained for (7/255): move it down until it holds, then press **Attack this photo without gradients**."
+        trained = f" (it trained against changes up to {view.trained_for})" if view.trained_for else ""
+        return text + f" On this photo it gives in{trained}: move the budget ε down until it holds, then press **Attack this photo without gradients**."
     return text + (
         " Press **Attack this photo without gradients**: if the NSL model were only hiding its gradients, this attacker would fool it "
         "where the gradient attack could not. Does it? Then run it on all test photos and compare with the curves."
@@ -180,7 +182,7 @@ def start_button(layers: Sequence[str]) -> None:
               help=f"A guided tour in {CORE_STEPS} steps (and {len(STEPS) - CORE_STEPS} optional): each step sets the controls and says what to look at. Works on any photo.")  # fmt: skip
 
 
-def panel(result: Interaction, class_names: Sequence[str], section_numbers: dict[str, int], hidden: bool = False) -> None:
+def panel(result: Interaction, class_names: Sequence[str], section_numbers: dict[str, int], hidden: bool = False, trained_for: str | None = None) -> None:
     """The current step's box: title, text from the live result, Back / Next / End."""
     if st.session_state.pop(ENDED_KEY, False):
         st.rerun(scope="app")  # the lesson's layout (no title row, smaller pictures) is the whole page's
@@ -197,7 +199,7 @@ def panel(result: Interaction, class_names: Sequence[str], section_numbers: dict
         if hidden:  # the class is voting on this view: the step's sentences would give the answer away
             st.markdown("The class is voting: predict what each model will say, then wait for the teacher to reveal it.")
         else:
-            st.markdown(STEPS[step].text(View(result, class_names, section_numbers)))
+            st.markdown(STEPS[step].text(View(result, class_names, section_numbers, trained_for)))
     _scroll_once(step)
 
 

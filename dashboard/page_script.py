@@ -66,7 +66,7 @@ from dashboard import (  # noqa: E402
 )
 from dashboard.page import Page, Sample  # noqa: E402
 from dashboard.settings import CURRENT_VIEW, LAYER, PRESENT, TEACHER_UNLOCKED, UPLOAD_REFUSED, publish, reset, restore_once, settings_from_state, url_values  # noqa: E402
-from dashboard.wording import models_caption  # noqa: E402
+from dashboard.wording import models_caption, trained_budget  # noqa: E402
 
 TAGLINE = "Can a change too small to see fool a model that spots leaf diseases?"
 
@@ -122,7 +122,7 @@ def live_sections(pair: checkpoints.ModelPair, sample: Sample, split: data.Split
     result = resources.interaction(pair, sample.key, sample.image, sample.true_label, settings)
     teacher = class_sync.is_teacher(st.session_state)
     page = Page(pair, split, data_key, data_dir, class_names, presentation, sample, result, NUMBERS, class_sync.current_poll(), teacher)
-    lesson.panel(result, class_names, NUMBERS, hidden=page.answers_hidden)
+    lesson.panel(result, class_names, NUMBERS, hidden=page.answers_hidden, trained_for=trained_budget(pair.metadata))
     for section in SECTIONS:
         if section.draw is None:
             continue

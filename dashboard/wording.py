@@ -38,15 +38,22 @@ SIZE_WORDS = {"infinity": "largest pixel change", "l2": "overall size (L2)", "l1
 SIZE_SYMBOLS = {"infinity": "‖δ‖∞", "l2": "‖δ‖₂", "l1": "‖δ‖₁"}
 
 
+def trained_budget(metadata: dict[str, Any]) -> str | None:
+    """The budget ε the NSL model trained against, as the page writes it ("L∞ 8/255"); None if the metadata lacks it."""
+    config = metadata.get("config") or {}
+    if config.get("adv_norm") not in NORMS or config.get("adv_epsilon") is None:
+        return None
+    return f"{norm_symbol(config['adv_norm'])} {budget_label(config['adv_norm'], float(config['adv_epsilon']))}"
+
+
 def run_title(kind: str, name: str, metadata: dict[str, Any]) -> str:
     """A run as a teacher names it: "Shipped models", "Example: NSL ×1 at L∞ 2/255",
     "Retrained 2 Dec 09:41: NSL ×0.2 at L∞ 8/255" (from its metadata; its folder name otherwise)."""
     if kind == "shipped":
         return "Shipped models"
     config = metadata.get("config") or {}
-    what = name
-    if config.get("adv_norm") in NORMS and config.get("adv_epsilon") is not None:
-        what = f"NSL ×{float(config.get('multiplier', 0)):g} at {norm_symbol(config['adv_norm'])} {budget_label(config['adv_norm'], float(config['adv_epsilon']))}"
+    budget = trained_budget(metadata)
+    what = f"NSL ×{float(config.get('multiplier', 0)):g} at {budget}" if budget else name
     if kind == "example":
         return f"Example: {what}"
     try:

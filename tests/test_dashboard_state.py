@@ -21,7 +21,7 @@ from dashboard import lesson, settings as page_settings
 from dashboard.analysis import run_interaction, warm_up, warm_up_plan
 from dashboard.settings import PGD_STEP_CHOICES, AttackSettings, settings_from_state
 from dashboard.split_analysis import SplitResults
-from dashboard.wording import duration_words, models_caption, percent, short_label, time_ago
+from dashboard.wording import duration_words, models_caption, percent, short_label, time_ago, trained_budget
 from tests.support.page import assert_page_ok, shown_filename
 
 # --- links ----------------------------------------------------------------------------------------
@@ -332,6 +332,12 @@ def test_the_lesson_sets_each_steps_controls_and_walks_back(app):
         assert settings_from_state(app.session_state) == seen[step]
     app.button(key="lesson_end").click().run()
     assert not any("Lesson · step" in m.value for m in app.markdown)
+
+
+def test_the_budget_the_lesson_says_the_nsl_model_trained_against_comes_from_its_metadata():
+    assert trained_budget({"config": {"adv_norm": "infinity", "adv_epsilon": 8 / 255}}) == "L∞ 8/255"
+    assert trained_budget({"config": {"adv_norm": "l2", "adv_epsilon": 0.5}}) == "L2 0.5"
+    assert trained_budget({"config": {}}) is None
 
 
 def test_presentation_mode_hides_the_teacher_controls_and_enlarges_the_type(app):
