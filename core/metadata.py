@@ -103,9 +103,10 @@ def provenance(training: dict[str, Any], selection: dict[str, Any] | None) -> st
         text += f", starting from the NSL model of {origin}"
     if selection:
         rows = selection["candidates"]
-        ensemble = next((row["ensemble"] for row in rows if row["run"] == selection["chosen"]), None)
-        scored = len({row["run"] for row in rows if row["ensemble"] == ensemble})
-        screened = len({row["run"] for row in rows if row["ensemble"] != ensemble})
+        # A run screened and then scored has a row per ensemble: the one with the most stages chose it.
+        ensemble = max((row["ensemble"] for row in rows if row["run"] == selection["chosen"]), key=lambda name: len(name.split(" + ")), default=None)
+        scored_runs = {row["run"] for row in rows if row["ensemble"] == ensemble}
+        scored, screened = len(scored_runs), len({row["run"] for row in rows} - scored_runs)
         text += (
             f"; chosen among {scored} candidate run{'s' if scored != 1 else ''} scored with {ensemble} on the {selection['photos']} validation photos "
             f"by bench/compare_on_validation.py ({selection['table']})"

@@ -199,3 +199,14 @@ def test_a_parent_whose_files_are_no_longer_the_shipped_ones_keeps_its_digests_w
 def test_a_run_that_did_not_start_from_the_destination_has_no_parent(run, tmp_path):
     written = metadata.ship(run, tmp_path / "shipped", selection_table(tmp_path / "selection.json", "candidate-a"))
     assert "parent" not in written
+
+
+def test_provenance_names_the_ensemble_that_chose_a_run_screened_before_it_was_scored(run, tmp_path):
+    table = selection_table(tmp_path / "selection.json", "candidate-a")
+    record = json.loads(table.read_text())
+    screening = {**record["candidates"][0], "ensemble": "APGD-CE + APGD-T"}
+    record["candidates"] = [screening, *record["candidates"]]  # candidate-a screened first, then scored in full
+    table.write_text(json.dumps(record))
+    written = metadata.ship(run, tmp_path / "shipped", table)
+    assert "chosen among 2 candidate runs scored with APGD-CE + APGD-T + Square" in written["provenance"]
+    assert "1 more screened" not in written["provenance"]
