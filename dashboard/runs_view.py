@@ -22,7 +22,7 @@ from typing import Any, Sequence
 import streamlit as st
 
 from core import checkpoints, runs
-from core.attacks import DEFAULT_PGD_STEPS, Attack, attack, budget_label, from_display, norm_symbol
+from core.attacks import DEFAULT_PGD_STEPS, Attack, attack, from_display
 from core.checkpoints import ModelPair
 from core.data import DataError, Split
 from core.evaluate import accuracy
@@ -31,7 +31,7 @@ from dashboard import resources
 from dashboard.class_store import store_or_none
 from dashboard.settings import MODEL_NAMES, TEACHER_UNLOCKED, budget_key, budget_range
 from dashboard.views import PLOT_CONFIG, runs_figure
-from dashboard.wording import MODEL_TITLES, run_title, run_titles
+from dashboard.wording import MODEL_TITLES, run_title, run_titles, trained_budget
 
 ROBUST_ITERATIONS = DEFAULT_PGD_STEPS
 
@@ -96,13 +96,10 @@ def run_settings(run: runs.Run, title: str) -> dict[str, Any]:
     """One table row of what a run was trained with (from its metadata.json), narrow enough for 1280 px."""
     metadata = run.metadata()
     config = metadata.get("config", {})
-    norm = config.get("adv_norm")
-    epsilon = config.get("adv_epsilon")
-    budget = f"{norm_symbol(norm)} {budget_label(norm, float(epsilon))}" if epsilon is not None and norm else None
     return {
         "run": title,
         "multiplier": config.get("multiplier"),
-        "budget ε": budget,
+        "budget ε": trained_budget(metadata),
         "epochs": f"{config.get('epochs', '?')} + {config.get('adversarial_epochs', '?')}" if config else None,
         "noise σ": config.get("noise_sigma", 0.0),  # Gaussian noise in training (a run made for randomized smoothing)
     }
