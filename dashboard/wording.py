@@ -264,13 +264,20 @@ def models_caption(metadata: dict[str, Any], image_size: int, now: dt.datetime |
             when = str(stamp)
     caption = f"Models trained {when}"
     seconds = (metadata.get("timing") or {}).get("total_train_seconds")
+    parent = metadata.get("parent") or {}
     if seconds:
-        caption += f", {duration_words(float(seconds))} of training{where_trained(metadata.get('machine'))}"
+        # A fine-tuned pair's own timing is its last stage only: say so rather than undercount training.
+        doing = "fine-tuned for {} from an earlier pair" if parent else "{} of training"
+        caption += f", {doing.format(duration_words(float(seconds)))}{where_trained(metadata.get('machine'))}"
     caption += f" · they see {image_size} px photos"
     config = metadata.get("config") or {}
     details = [f"Trained at: {stamp or 'unknown'}"]
+    if parent:
+        origin = f"the pair shipped in commit {parent['commit'][:7]}" if parent.get("commit") else "an earlier pair"
+        details.append(f"Fine-tuned from {origin}")
     if config:
-        details.append(f"Epochs: {config.get('epochs', '?')} (baseline) + {config.get('adversarial_epochs', '?')} (NSL model)")
+        more = " more" if parent else ""
+        details.append(f"Epochs: {config.get('epochs', '?')}{more} (baseline) + {config.get('adversarial_epochs', '?')}{more} (NSL model)")
         details.append(f"NSL multiplier (weight of the adversarial loss): {config.get('multiplier', '?')}")
         details.append(f"Training attack: {config.get('adv_norm', '?')} norm, {config.get('pgd_iterations', '?')} PGD steps")
     if metadata.get("architecture") or config.get("arch"):

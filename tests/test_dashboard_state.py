@@ -96,6 +96,15 @@ def test_the_caption_says_where_the_models_trained():
     assert "on a GPU" in models_caption({**metadata, "machine": {**here, "gpus": ["/physical_device:GPU:0"]}}, 64, now=NOW)[0]
 
 
+def test_a_fine_tuned_pair_says_its_time_is_the_fine_tuning_not_all_of_its_training():
+    parent = {"checkpoints": "checkpoints", "files": {}, "commit": "d7872a81713cee8f9b700b473263b6828ff4c7e6"}
+    metadata = {"trained_at": "2026-11-26T14:55:00+00:00", "timing": {"total_train_seconds": 877}, "config": {"epochs": 0, "adversarial_epochs": 40}, "parent": parent}
+    caption, details = models_caption(metadata, 64, now=NOW)
+    assert caption == "Models trained 5 minutes ago, fine-tuned for 15 min from an earlier pair · they see 64 px photos"
+    assert "Fine-tuned from the pair shipped in commit d7872a8" in details
+    assert "Epochs: 0 more (baseline) + 40 more (NSL model)" in details
+
+
 def test_models_caption_is_human_and_keeps_the_details_for_a_tooltip():
     metadata = {"trained_at": "2026-11-25T11:45:07+00:00", "timing": {"total_train_seconds": 171.3}, "config": {"epochs": 30, "adversarial_epochs": 30, "multiplier": 1.0}}
     caption, details = models_caption(metadata, 64, now=NOW)
