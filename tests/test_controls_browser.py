@@ -98,15 +98,26 @@ def assert_in_step(page, expected: str | None = None, within_s: float = 20.0) ->
     drawing may disagree for a moment, a stale slider disagrees for good."""
     deadline = time.monotonic() + within_s
     while True:
+        why = ""
         try:
             widget, caption, link = shown(page)
-        except (AssertionError, AttributeError, KeyError):  # mid-rerun: the link or the caption is not there yet
+        except (AssertionError, AttributeError, KeyError) as error:  # mid-rerun: the link or the caption is not there yet
             widget = caption = link = "?"
+            why = f"{type(error).__name__}: {error}"
         if value(widget) == value(caption) == value(link) and (expected is None or value(widget) == value(expected)):
             return widget
         if time.monotonic() > deadline:
-            raise AssertionError(f"slider {widget!r}, caption {caption!r}, link {link!r}, expected {expected!r}")
+            raise AssertionError(f"slider {widget!r}, caption {caption!r}, link {link!r}, expected {expected!r}\n{why}\n{page_state(page)}")
         page.wait_for_timeout(250)
+
+
+def page_state(page) -> str:
+    """What a failure message needs to tell a stale page from a slow one: the link, which budget
+    sliders are on screen, whether Streamlit is still running, and any error the page shows."""
+    on_screen = [key for key in (*NORM_KEYS.values(), "severity") if page.locator(f".st-key-{key}").is_visible()]
+    running = page.locator("[data-testid=stStatusWidget]").count() > 0
+    errors = page.locator("[data-testid=stException], [data-testid=stAlertContentError]").all_inner_texts()
+    return f"link {page.url}; sliders on screen {on_screen}; running {running}; errors {errors}"
 
 
 def test_the_reported_path_lesson_end_reset_then_three_norm_switches(site):
