@@ -279,7 +279,7 @@ def models_caption(metadata: dict[str, Any], image_size: int, now: dt.datetime |
         more = " more" if parent else ""
         details.append(f"Epochs: {config.get('epochs', '?')}{more} (baseline) + {config.get('adversarial_epochs', '?')}{more} (NSL model)")
         details.append(f"NSL multiplier (weight of the adversarial loss): {config.get('multiplier', '?')}")
-        details.append(f"Training attack: {config.get('adv_norm', '?')} norm, {config.get('pgd_iterations', '?')} PGD steps")
+        details.append(f"Training attack: {trained_budget(metadata) or config.get('adv_norm', '?')}, {config.get('pgd_iterations', '?')} PGD steps")
     if metadata.get("architecture") or config.get("arch"):
         details.append(f"Architecture: {metadata.get('architecture') or config.get('arch')}")
     return caption, "  \n".join(details)

@@ -105,6 +105,11 @@ def test_a_fine_tuned_pair_says_its_time_is_the_fine_tuning_not_all_of_its_train
     assert "Epochs: 0 more (baseline) + 40 more (NSL model)" in details
 
 
+def test_the_tooltip_names_the_training_attack_as_the_page_does():
+    config = {"adv_norm": "infinity", "adv_epsilon": 8 / 255, "pgd_iterations": 3}
+    assert "Training attack: L∞ 8/255, 3 PGD steps" in models_caption({"config": config}, 64, now=NOW)[1]
+
+
 def test_models_caption_is_human_and_keeps_the_details_for_a_tooltip():
     metadata = {"trained_at": "2026-11-25T11:45:07+00:00", "timing": {"total_train_seconds": 171.3}, "config": {"epochs": 30, "adversarial_epochs": 30, "multiplier": 1.0}}
     caption, details = models_caption(metadata, 64, now=NOW)
