@@ -88,12 +88,17 @@ def parent_record(training: dict[str, Any], destination: Path, root: Path = REPO
     return record
 
 
+def parent_name(parent: dict[str, Any] | None, fallback: str = "an earlier pair") -> str:
+    """How the page and the provenance name the pair a run was fine-tuned from: by the commit that shipped it."""
+    return f"the pair shipped in commit {parent['commit'][:7]}" if parent and parent.get("commit") else fallback
+
+
 def provenance(training: dict[str, Any], selection: dict[str, Any] | None) -> str:
     """One paragraph saying how the pair was made, from the records alone."""
     config = training["config"]
     text = f"Trained by `python -m core.train` (arch {config['arch']}, {config['image_size']} px): "
     parent = training.get("parent")
-    origin = f"the pair shipped in commit {parent['commit'][:7]}" if parent and parent.get("commit") else relative_path(config.get("init_from", ""))
+    origin = parent_name(parent, relative_path(config.get("init_from", "")))
     if config.get("epochs", 0) > 0:
         text += f"the baseline {config['epochs']} epochs, "
     else:

@@ -18,6 +18,7 @@ import platform
 from typing import TYPE_CHECKING, Any, Sequence
 
 from core.attacks import NORMS, budget_label, norm_symbol
+from core.metadata import parent_name
 
 if TYPE_CHECKING:  # types only: wording sits below every module that makes these values
     from dashboard.analysis import ModelOutcome
@@ -273,8 +274,7 @@ def models_caption(metadata: dict[str, Any], image_size: int, now: dt.datetime |
     config = metadata.get("config") or {}
     details = [f"Trained at: {stamp or 'unknown'}"]
     if parent:
-        origin = f"the pair shipped in commit {parent['commit'][:7]}" if parent.get("commit") else "an earlier pair"
-        details.append(f"Fine-tuned from {origin}")
+        details.append(f"Fine-tuned from {parent_name(parent)}")
     if config:
         more = " more" if parent else ""
         details.append(f"Epochs: {config.get('epochs', '?')}{more} (baseline) + {config.get('adversarial_epochs', '?')}{more} (NSL model)")
